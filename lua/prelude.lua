@@ -1,0 +1,73 @@
+-- The Lua half of the engine: runs once in the master state after the API namespaces are
+-- installed and before the user's script. Names starting with __engine_ are private.
+
+hook = hook or {}
+uri = uri or {}
+
+local create, resume, yield, status, running =
+	coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
+local sethook, traceback, clock = debug.sethook, debug.traceback, os.clock
+local type, tostring, error, loadfile = type, tostring, error, loadfile
+
+local current	-- the coroutine of the hook now running
+
+local function finish(co, ok, ...)
+	if not ok then
+		return "error", traceback(co, tostring((...)))
+	end
+	if status(co) == "suspended" then
+		return "wait", ...
+	end
+	return "done", ...
+end
+
+-- Wrap hook function fn in a coroutine with a CPU budget. Returns the resumer:
+-- resumer(budget_seconds, ...) -> "done", results... | "wait", wait | "error", traceback
+function __engine_spawn(fn, step)
+	local co = create(fn)
+	local deadline = 0
+	sethook(co, function()
+		if clock() > deadline then
+			error("hook exceeded its CPU time budget", 0)
+		end
+	end, "", step)
+	return function(budget, ...)
+		deadline = clock() + budget
+		current = co
+		return finish(co, resume(co, ...))
+	end
+end
+
+-- A waiting API call: the Python function returns a Wait, which the hook's own coroutine
+-- yields to the engine; the values the wait resumes with are the call's results.
+function __engine_waiting(fn)
+	return function(...)
+		if current == nil or running() ~= current then
+			error("a waiting call must be made from the hook itself, not from a coroutine of the script", 2)
+		end
+		return yield(fn(...))
+	end
+end
+
+function __engine_hook(name)
+	local fn = hook[name]
+	if type(fn) == "function" then
+		return fn
+	end
+end
+
+function __engine_enter(c, m, f)
+	client, mime, uri.found = c, m, f
+end
+
+function __engine_load(path)
+	local chunk, err = loadfile(path)
+	if chunk == nil then
+		error(err, 0)
+	end
+	chunk()
+end
+
+function __engine_gc()
+	collectgarbage()
+end

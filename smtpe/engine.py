@@ -1,0 +1,335 @@
+"""The master Lua state and the running of hooks.
+
+One LuaRuntime per worker loads the prelude, every `smtpe.api` namespace and the script.
+Each connection gets a Context holding its own `client`, `mime` and `uri.found` tables; the
+engine switches the globals to the right Context before resuming any of its hooks, so hooks
+of many connections can interleave while they wait. A hook runs as a coroutine under a CPU
+budget and the state's memory bound; a waiting API call yields a Wait (smtpe.waits) that the
+engine starts and that resumes the coroutine when done. Knows nothing of sockets.
+"""
+import importlib
+import os
+import pkgutil
+import time
+
+import lupa.lua51 as lua51
+
+from . import api as api_package
+
+LUA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua")
+if not os.path.isdir(LUA_DIR):  # source checkout: lua/ sits beside the package
+    LUA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lua")
+
+COUNT_HOOK_STEP = 100_000  # Lua instructions between two CPU budget checks
+
+
+class ScriptError(Exception):
+    """The script could not be loaded or hook.init failed."""
+
+
+class HookOutcome:
+    """What a hook run produced: `values` (tuple of Lua results, empty when the hook is not
+    defined) or `error` (message with traceback)."""
+    __slots__ = ("values", "error", "defined")
+
+    def __init__(self, values=(), error=None, defined=True):
+        self.values = values
+        self.error = error
+        self.defined = defined
+
+
+NOT_DEFINED = HookOutcome(defined=False)
+
+
+class Context:
+    """Per-connection Lua state: the tables hooks see as globals, and namespace state.
+
+    Namespace modules may keep their per-connection state as attributes (ctx.dns, ...) and
+    register cleanups with at_hook_end / at_close.
+    """
+
+    def __init__(self, engine, session=None):
+        self.engine = engine
+        self.session = session
+        lua = engine.lua
+        self.client = lua.table()
+        self.client[b"write"] = engine.client_write
+        self.mime = None
+        self.uri_found = None
+        self.headers = []        # the editable header list of the current message (header.*)
+        self.run = None          # the HookRun in progress
+        self.closed = False
+        self._hook_end = []
+        self._close = []
+        self.new_transaction_tables()
+
+    def new_transaction_tables(self):
+        lua = self.engine.lua
+        self.mime = lua.table(parts=lua.table())
+        self.uri_found = lua.table()
+        if self.engine.current is self:
+            self.engine.enter(self)
+
+    def at_hook_end(self, callback):
+        self._hook_end.append(callback)
+
+    def at_close(self, callback):
+        self._close.append(callback)
+
+    def hook_ended(self):
+        callbacks, self._hook_end = self._hook_end, []
+        for callback in callbacks:
+            callback()
+
+    def close(self):
+        """The connection is gone: cancel a waiting hook, run namespace cleanups."""
+        if self.closed:
+            return
+        self.closed = True
+        run = self.run
+        if run is not None:
+            run.abandon()
+        self.hook_ended()
+        callbacks, self._close = self._close, []
+        for callback in callbacks:
+            callback()
+        if self.engine.current is self:
+            self.engine.current = None
+
+
+class HookRun:
+    """One hook invocation: a coroutine resumed until it returns, fails or is abandoned."""
+    __slots__ = ("engine", "ctx", "name", "resumer", "on_done", "budget", "wait",
+                 "in_start", "early", "timer", "finished")
+
+    def __init__(self, engine, ctx, name, resumer, on_done):
+        self.engine = engine
+        self.ctx = ctx
+        self.name = name
+        self.resumer = resumer
+        self.on_done = on_done
+        self.budget = engine.cpu_budget
+        self.wait = None
+        self.in_start = False
+        self.early = None
+        self.timer = None
+        self.finished = False
+
+    def step(self, args):
+        engine = self.engine
+        while True:
+            engine.enter(self.ctx)
+            started = time.process_time()
+            try:
+                result = self.resumer(self.budget, *args)
+            except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
+                result = ("error", str(exc))
+            self.budget -= time.process_time() - started
+            status = result[0]
+            if status != "wait":
+                self.finish(result[1:] if status == "done" else None,
+                            None if status == "done" else _text(result[1]))
+                return
+            wait = result[1] if len(result) > 1 else None
+            if not hasattr(wait, "start"):
+                self.finish(None, "hook %s yielded outside a waiting API call" % self.name)
+                return
+            self.wait = wait
+            self.in_start = True
+            self.early = None
+            try:
+                wait.start(self.resume)
+            except Exception as exc:  # a provider bug must not kill the worker
+                self.in_start = False
+                self.wait = None
+                self.finish(None, "%s: %s" % (type(exc).__name__, exc))
+                return
+            self.in_start = False
+            if self.early is None:
+                if self.timer is None and engine.wall_budget:
+                    self.timer = engine.loop.call_later(engine.wall_budget, self.timed_out)
+                return
+            args, self.early = self.early, None
+
+    def resume(self, *values):
+        if self.finished or self.wait is None:
+            return
+        self.wait = None
+        if self.in_start:
+            self.early = values
+        else:
+            self.step(values)
+
+    def timed_out(self):
+        self.timer = None
+        if self.wait is not None:
+            wait, self.wait = self.wait, None
+            wait.cancel()
+            self.finish(None, "hook %s exceeded its time limit of %ss" % (self.name, self.engine.wall_budget))
+
+    def abandon(self):
+        """The connection closed while this hook waited: cancel the wait, drop the coroutine."""
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.wait is not None:
+            wait, self.wait = self.wait, None
+            wait.cancel()
+        self.resumer = None
+
+    def finish(self, values, error):
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.resumer = None
+        if error is not None and "not enough memory" in error:
+            self.engine.collect_garbage()
+        ctx = self.ctx
+        if ctx is not None:
+            ctx.run = None
+            ctx.hook_ended()
+        self.on_done(HookOutcome(values or (), error))
+
+
+def _text(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+class Api:
+    """What namespace modules (smtpe.api.*) get to build their Lua tables."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.lua = engine.lua
+        self.globals = engine.lua.globals()
+        self.options = engine.options
+        self.loop = engine.loop
+        self.log = engine.log
+
+    def namespace(self, name):
+        """The global table `name`, created if missing."""
+        key = name.encode()
+        table = self.globals[key]
+        if table is None:
+            table = self.lua.table()
+            self.globals[key] = table
+        return table
+
+    def table(self, *items, **fields):
+        return self.lua.table(*items, **fields)
+
+    def table_from(self, value):
+        """A Lua table from nested Python dicts/lists (keys given as str become bytes)."""
+        return self.engine.to_lua(value)
+
+    def current(self):
+        """The Context of the hook now running (None in hook.init or outside hooks)."""
+        return self.engine.current
+
+    def waiting(self, table, name, function):
+        """Install `function` (returning a smtpe.waits.Wait) as a waiting call table.name."""
+        table[name.encode()] = self.engine.make_waiting(function)
+        return table[name.encode()]
+
+
+class Engine:
+    def __init__(self, options, loop, log, script=None):
+        self.options = options
+        self.loop = loop
+        self.log = log
+        self.script = script if script is not None else options.get("script")
+        self.cpu_budget = float(options.get("lua-hook-cpu"))
+        self.wall_budget = float(options.get("lua-hook-timeout"))
+        max_memory = int(options.get("lua-max-memory")) * 1024 * 1024
+        self.lua = lua51.LuaRuntime(encoding=None, unpack_returned_tuples=True,
+                                    register_eval=False, register_builtins=False,
+                                    max_memory=max_memory or None)
+        self.current = None
+        g = self.lua.globals()
+        self.client_write = None
+        self.api = Api(self)
+        self._load_file(os.path.join(LUA_DIR, "prelude.lua"))
+        self._spawn = g[b"__engine_spawn"]
+        self._waiting = g[b"__engine_waiting"]
+        self._lookup = g[b"__engine_hook"]
+        self._enter = g[b"__engine_enter"]
+        self._gc = g[b"__engine_gc"]
+        self._install_namespaces()
+        self._load_file(self.script)
+
+    # -- loading -------------------------------------------------------------------------
+    def _load_file(self, path):
+        if not path or not os.path.isfile(path):
+            raise ScriptError("%s: no such script file" % path)
+        try:
+            self.lua.globals()[b"__engine_load"](os.fsencode(path))
+        except lua51.LuaError as exc:
+            raise ScriptError(_text(exc.args[0] if exc.args else exc).splitlines()[0]) from None
+        except KeyError:
+            pass
+
+    def _install_namespaces(self):
+        for info in pkgutil.iter_modules(api_package.__path__):
+            module = importlib.import_module("%s.%s" % (api_package.__name__, info.name))
+            install = getattr(module, "install", None)
+            if install is not None:
+                install(self.api)
+
+    def make_waiting(self, function):
+        return self._waiting(function)
+
+    # -- contexts ------------------------------------------------------------------------
+    def new_context(self, session=None):
+        return Context(self, session)
+
+    def enter(self, ctx):
+        if ctx is None:
+            self._enter(None, None, None)
+        else:
+            self._enter(ctx.client, ctx.mime, ctx.uri_found)
+        self.current = ctx
+
+    def to_lua(self, value):
+        if isinstance(value, dict):
+            table = self.lua.table()
+            for key, item in value.items():
+                table[key.encode() if isinstance(key, str) else key] = self.to_lua(item)
+            return table
+        if isinstance(value, (list, tuple)):
+            return self.lua.table(*[self.to_lua(item) for item in value])
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        return value
+
+    def collect_garbage(self):
+        try:
+            self._gc()
+        except lua51.LuaError:
+            pass
+
+    # -- hooks ---------------------------------------------------------------------------
+    def has_hook(self, name):
+        return self._lookup(name.encode()) is not None
+
+    def run_hook(self, ctx, name, args, on_done):
+        """Run hook.<name>(*args) for ctx; on_done(HookOutcome) once, possibly at once."""
+        function = self._lookup(name.encode())
+        if function is None:
+            on_done(NOT_DEFINED)
+            return
+        run = HookRun(self, ctx, name, self._spawn(function, COUNT_HOOK_STEP), on_done)
+        if ctx is not None:
+            ctx.run = run
+        run.step(args)
+
+    def run_init(self):
+        """hook.init at start-up, run to completion on the loop; raises ScriptError."""
+        outcome = []
+        self.run_hook(None, "init", (), outcome.append)
+        while not outcome:
+            self.loop.run_once(0.05)
+        if outcome[0].error:
+            raise ScriptError("hook.init: %s" % outcome[0].error)

@@ -1,0 +1,288 @@
+"""Outbound connections on the Loop: try each host of a list in turn, then talk in lines.
+
+Used by the smart-host forwarder, smtp.sendfile/sendstring and the clamd, spamd and HTTP
+services. Every wait has a deadline and every failure is reported through a callback, so a
+silent or vanished peer can never hang a client. Knows nothing of SMTP or Lua.
+"""
+import errno
+import ipaddress
+import socket
+
+from .hostlist import format_host, parse_host
+
+
+def _is_ip(host):
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def resolve_blocking(name, port, on_done):
+    """Fallback name resolution (getaddrinfo). A worker with a DNS resolver replaces it by an
+    asynchronous one through Loop.resolve_host."""
+    try:
+        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        on_done([info[4][0] for info in infos])
+    except OSError:
+        on_done([])
+
+
+class ConnectError(Exception):
+    pass
+
+
+class Stream:
+    """A connected non-blocking socket with buffered writes and callback-style reads.
+
+    Read callbacks receive bytes, or None on EOF, error or timeout (then `self.error` says
+    which). One read request at a time; writes may be queued at any moment.
+    """
+
+    def __init__(self, loop, sock, host_label):
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.host = host_label
+        self.error = None
+        self._inbuf = bytearray()
+        self._outbuf = bytearray()
+        self._reader = None  # (kind, callback, arg)
+        self._timer = None
+        self._eof = False
+        self._on_drained = None
+        self.closed = False
+
+    # -- connecting ------------------------------------------------------------------------
+    @classmethod
+    def connect(cls, loop, hosts, default_port, timeout, on_done):
+        """Try `hosts` (entries as in hostlist) in order; on_done(stream) or on_done(None, reason)."""
+        _Connector(loop, list(hosts), default_port, timeout, on_done).next_host()
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, data, on_drained=None):
+        if self.closed:
+            return
+        self._outbuf += data
+        self._on_drained = on_drained
+        self._flush()
+
+    def _flush(self):
+        try:
+            while self._outbuf:
+                sent = self.sock.send(self._outbuf)
+                del self._outbuf[:sent]
+        except (BlockingIOError, InterruptedError):
+            self.loop.add_writer(self.fd, self._flush)
+            return
+        except OSError as exc:
+            self._fail(exc.strerror or str(exc))
+            return
+        self.loop.remove_writer(self.fd)
+        callback, self._on_drained = self._on_drained, None
+        if callback is not None:
+            callback()
+
+    @property
+    def pending_output(self):
+        return len(self._outbuf)
+
+    def shutdown_write(self):
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    # -- reading ---------------------------------------------------------------------------
+    def read_line(self, callback, timeout, limit=65536):
+        """callback(line including its LF) or callback(None)."""
+        self._request(("line", callback, limit), timeout)
+
+    def read_until_eof(self, callback, timeout, limit=1 << 30):
+        """callback(all bytes up to EOF, at most `limit`) or callback(None) on error/timeout."""
+        self._request(("eof", callback, limit), timeout)
+
+    def read_some(self, callback, timeout):
+        """callback(whatever bytes are available, b"" at EOF) or callback(None)."""
+        self._request(("some", callback, None), timeout)
+
+    def _request(self, reader, timeout):
+        self._reader = reader
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(timeout, self._timed_out) if timeout else None
+        if not self._satisfy():
+            self.loop.add_reader(self.fd, self._on_readable)
+
+    def _on_readable(self):
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(exc.strerror or str(exc))
+            return
+        if data:
+            self._inbuf += data
+        else:
+            self._eof = True
+        self._satisfy()
+
+    def _satisfy(self):
+        """Complete the read request from the buffer if possible; True when done."""
+        if self._reader is None:
+            return True
+        kind, callback, limit = self._reader
+        buf = self._inbuf
+        if kind == "line":
+            end = buf.find(b"\n")
+            if end < 0 and len(buf) < limit and not self._eof:
+                return False
+            if end < 0:
+                if not self._eof:
+                    end = limit - 1
+                elif not buf:
+                    return self._finish(None, "connection closed by peer")
+                else:
+                    end = len(buf) - 1
+            result = bytes(buf[:end + 1])
+            del buf[:end + 1]
+        elif kind == "eof":
+            if len(buf) > limit:
+                del buf[limit:]
+                self._eof = True
+            if not self._eof:
+                return False
+            result = bytes(buf)
+            buf.clear()
+        else:
+            if not buf and not self._eof:
+                return False
+            result = bytes(buf)
+            buf.clear()
+        return self._finish(result)
+
+    def _finish(self, result, error=None):
+        callback = self._reader[1]
+        self._reader = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.closed:
+            self.loop.remove_reader(self.fd)
+        if error:
+            self.error = error
+        callback(result)
+        return True
+
+    def _timed_out(self):
+        self._timer = None
+        if self._reader is not None:
+            self._finish(None, "timed out")
+
+    def _fail(self, reason):
+        self.error = reason
+        if self._reader is not None:
+            self._finish(None, reason)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.loop.remove_reader(self.fd)
+        self.loop.remove_writer(self.fd)
+        self._reader = None
+        self.sock.close()
+
+
+class _Connector:
+    """Walks a host list: resolve a name, try each address with a connect timeout, next host."""
+
+    def __init__(self, loop, hosts, default_port, timeout, on_done):
+        self.loop = loop
+        self.hosts = hosts
+        self.default_port = default_port
+        self.timeout = timeout
+        self.on_done = on_done
+        self.addresses = []
+        self.label = None
+        self.port = None
+        self.last_error = "no host given"
+        self.sock = None
+        self.timer = None
+
+    def next_host(self):
+        if self.addresses:
+            self.try_address(self.addresses.pop(0))
+            return
+        if not self.hosts:
+            self.on_done(None, self.last_error)
+            return
+        entry = self.hosts.pop(0)
+        try:
+            host, port = parse_host(entry, self.default_port)
+        except ValueError as exc:
+            self.last_error = str(exc)
+            self.loop.call_soon(self.next_host)
+            return
+        self.label, self.port = format_host(host, port), port
+        if port is None or _is_ip(host):
+            self.addresses = [host]
+            self.next_host()
+            return
+        resolve = getattr(self.loop, "resolve_host", None) or resolve_blocking
+        resolve(host, port, self.resolved)
+
+    def resolved(self, addresses):
+        if not addresses:
+            self.last_error = "%s: host not found" % self.label
+        self.addresses = list(dict.fromkeys(addresses))
+        self.next_host()
+
+    def try_address(self, address):
+        if self.port is None:
+            family, target = socket.AF_UNIX, address
+        else:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            target = (address, self.port)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            self.last_error = "%s: %s" % (self.label, exc.strerror)
+            self.next_host()
+            return
+        sock.setblocking(False)
+        code = sock.connect_ex(target)
+        if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            sock.close()
+            self.last_error = "%s: %s" % (self.label, errno.errorcode.get(code, code))
+            self.loop.call_soon(self.next_host)
+            return
+        self.sock = sock
+        self.timer = self.loop.call_later(self.timeout, self.connect_timed_out)
+        self.loop.add_writer(sock.fileno(), self.connected)
+
+    def connected(self):
+        sock, self.sock = self.sock, None
+        self.timer.cancel()
+        self.loop.remove_writer(sock.fileno())
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            sock.close()
+            self.last_error = "%s: %s" % (self.label, errno.errorcode.get(code, code))
+            self.next_host()
+            return
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.on_done(Stream(self.loop, sock, self.label))
+
+    def connect_timed_out(self):
+        sock, self.sock = self.sock, None
+        self.loop.remove_writer(sock.fileno())
+        sock.close()
+        self.last_error = "%s: connect timed out" % self.label
+        self.next_host()
