@@ -57,6 +57,7 @@ class Context:
         self.mime = None
         self.uri_found = None
         self.headers = []        # the editable header list of the current message (header.*)
+        self.headers_dirty = False  # header.* changed it: rewrite the spool before forwarding
         self.run = None          # the HookRun in progress
         self.closed = False
         self._hook_end = []
@@ -192,6 +193,13 @@ class HookRun:
         self.on_done(HookOutcome(values or (), error))
 
 
+def _host_name():
+    """This host's name as the banner, QUIT reply and outgoing EHLO use it."""
+    import socket
+    name = socket.getfqdn()
+    return name if name and name != "localhost" else socket.gethostname() or "localhost.localhost"
+
+
 def _text(value):
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -248,6 +256,7 @@ class Engine:
                                     register_eval=False, register_builtins=False,
                                     max_memory=max_memory or None)
         self.current = None
+        self.host_name = options.host_name if hasattr(options, "host_name") else _host_name()
         g = self.lua.globals()
         self.client_write = None
         self.api = Api(self)

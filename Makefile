@@ -1,0 +1,24 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+PORT ?= 2525
+
+.PHONY: setup run test test-quick bench binary clean
+
+setup:
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PYTHON) setup.py -q build_ext --inplace
+
+# smtpe on 127.0.0.1:$(PORT) with the sample policy: mail is filed under var/mail/<recipient>/new
+run: setup
+	mkdir -p var/spool var/mail
+	$(PYTHON) -m smtpe -daemon file= script=lua/examples/maildir.lua \
+		smtp-server-address=127.0.0.1 smtp-server-port=$(PORT) spool-dir=var/spool workers=1
+
+test: setup
+	$(PYTHON) -m pytest -q -p no:randomly tests
+
+test-quick: setup
+	$(PYTHON) -m pytest -q -x -m "not slow" tests
+
+clean:
+	rm -rf build/lib* build/temp* build/out dist *.egg-info smtpe/_speedups/*.c smtpe/_speedups/*.so var

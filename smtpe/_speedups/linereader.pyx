@@ -1,0 +1,175 @@
+# cython: language_level=3
+"""Frames the client's byte stream: command lines, then DATA.
+
+Command mode: a line ends at LF (a CR before it is dropped). A line longer than `max_line`
+octets is reported once as TOO_LONG and skipped up to its LF.
+
+DATA mode: the message ends only at CRLF "." CRLF (the start of DATA counts as after a CRLF),
+so no bare-CR/bare-LF variant can smuggle an end of data. Lines are split at CRLF; a leading
+dot is removed (dot-unstuffing); a bare CR or LF inside a line becomes CRLF, so the message
+handed on is the real message with CRLF line ends. Works across any chunking of the input.
+"""
+from libc.string cimport memchr
+
+TOO_LONG = object()
+
+
+cdef class LineReader:
+    cdef bytearray buf
+    cdef Py_ssize_t pos
+    cdef public Py_ssize_t max_line
+    cdef public Py_ssize_t max_data_line
+    cdef bint skipping                 # discarding the rest of an overlong command line
+    # DATA state
+    cdef bint line_start               # next byte starts a message line
+    cdef Py_ssize_t line_length
+    cdef public bint data_line_too_long
+    cdef public long long data_bytes   # message bytes produced so far
+
+    def __init__(self, Py_ssize_t max_line=1000, Py_ssize_t max_data_line=4096):
+        self.buf = bytearray()
+        self.pos = 0
+        self.max_line = max_line
+        self.max_data_line = max_data_line
+        self.skipping = False
+        self.start_data()
+
+    def feed(self, data):
+        if self.pos and self.pos == len(self.buf):
+            self.buf = bytearray(data)
+            self.pos = 0
+        else:
+            if self.pos > 65536:
+                del self.buf[:self.pos]
+                self.pos = 0
+            self.buf += data
+
+    def pending(self):
+        """Number of bytes received but not consumed yet."""
+        return len(self.buf) - self.pos
+
+    def discard(self):
+        self.buf = bytearray()
+        self.pos = 0
+
+    def take_rest(self):
+        rest = bytes(self.buf[self.pos:])
+        self.discard()
+        return rest
+
+    def next_line(self):
+        """The next command line without its line end, TOO_LONG, or None if incomplete."""
+        cdef Py_ssize_t size = len(self.buf)
+        cdef const unsigned char[:] view
+        cdef const unsigned char *base
+        cdef const unsigned char *found
+        cdef Py_ssize_t end, stop
+        while True:
+            if self.pos >= size:
+                return None
+            view = self.buf
+            base = &view[0]
+            found = <const unsigned char *>memchr(base + self.pos, b'\n', size - self.pos)
+            if found == NULL:
+                if not self.skipping and size - self.pos > self.max_line:
+                    self.skipping = True
+                    self.pos = size
+                    return TOO_LONG
+                if self.skipping:
+                    self.pos = size
+                return None
+            end = found - base
+            start = self.pos
+            self.pos = end + 1
+            if self.skipping:
+                self.skipping = False
+                continue
+            stop = end
+            if stop > start and base[stop - 1] == b'\r':
+                stop -= 1
+            if end + 1 - start > self.max_line:
+                return TOO_LONG
+            return bytes(self.buf[start:stop])
+
+    # -- DATA ---------------------------------------------------------------------------
+    def start_data(self):
+        self.line_start = True
+        self.line_length = 0
+        self.data_line_too_long = False
+        self.data_bytes = 0
+
+    def read_data(self):
+        """Consume buffered DATA input -> (message_bytes, done). When done, bytes after the
+        terminating line stay buffered for command processing."""
+        cdef Py_ssize_t size = len(self.buf)
+        cdef Py_ssize_t i = self.pos
+        cdef Py_ssize_t seg_end, j
+        cdef const unsigned char[:] view
+        cdef const unsigned char *base
+        cdef const unsigned char *cr
+        cdef unsigned char c
+        cdef bint done = False
+        out = bytearray()
+        if i >= size:
+            return b"", False
+        view = self.buf
+        base = &view[0]
+        while i < size:
+            if self.line_start:
+                # Need up to 3 bytes to tell ".\r\n" (end), "." + more (stuffed) apart.
+                if base[i] == b'.':
+                    if size - i < 2 or (base[i + 1] == b'\r' and size - i < 3):
+                        break  # wait for more input
+                    if base[i + 1] == b'\r' and base[i + 2] == b'\n':
+                        i += 3
+                        done = True
+                        break
+                    i += 1  # unstuff
+                    if i >= size:
+                        break
+                self.line_start = False
+            # find the next CRLF
+            cr = <const unsigned char *>memchr(base + i, b'\r', size - i)
+            while cr != NULL and (cr - base) + 1 < size and base[(cr - base) + 1] != b'\n':
+                cr = <const unsigned char *>memchr(cr + 1, b'\r', size - ((cr - base) + 1))
+            if cr == NULL:
+                seg_end = size
+            elif (cr - base) + 1 >= size:
+                seg_end = cr - base  # a CR at the very end: keep it until we see what follows
+            else:
+                seg_end = cr - base
+            self._copy_segment(out, base, i, seg_end)
+            i = seg_end
+            if cr != NULL and (cr - base) + 1 < size:
+                out += b"\r\n"
+                i += 2
+                self.line_start = True
+                self.line_length = 0
+            elif cr != NULL:
+                break  # lone CR at the end of the buffer
+        self.pos = i
+        self.data_bytes += len(out)
+        return bytes(out), done
+
+    cdef void _copy_segment(self, bytearray out, const unsigned char *base, Py_ssize_t start, Py_ssize_t stop):
+        """Copy line content, turning bare CR or LF into CRLF."""
+        cdef Py_ssize_t j = start
+        cdef Py_ssize_t run = start
+        cdef unsigned char c
+        while j < stop:
+            c = base[j]
+            if c == b'\r' or c == b'\n':
+                if j > run:
+                    out += base[run:j]
+                out += b"\r\n"
+                if c == b'\r' and j + 1 < stop and base[j + 1] == b'\n':
+                    j += 1  # cannot happen (CRLF ends segments) but keep the pair whole
+                self.line_length = 0
+                run = j + 1
+            else:
+                self.line_length += 1
+                if self.line_length > self.max_data_line:
+                    self.data_line_too_long = True
+            j += 1
+        if stop > run:
+            out += base[run:stop]

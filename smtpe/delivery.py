@@ -1,0 +1,144 @@
+"""DATA: receiving the message and the end-of-data decision.
+
+`end_of_data(session)` is part of the session's dialogue (a generator): it reads the message
+through the line reader (strict CRLF.CRLF, unstuffed), writes the spool file as data
+arrives, feeds the message scanner and the content hooks, then decides (shared/spec/
+DECISIONS.md, "DATA end and forwarding"): forward unless hook.dot said no or hook.forward
+answered; the client hears 250 only after the smart host's 250.
+"""
+from . import protocol as p
+from ._speedups.scanner import BODY, EOH, HEADER, MessageScanner
+from .api import mime as mime_api
+from .smtpclient import send_mail
+from .waits import Wait
+
+CRLF = b"\r\n"
+
+
+def end_of_data(session):
+    from .session import READ, _b
+    transaction = session.transaction
+    engine = session.engine
+    has = {name: engine.has_hook(name) for name in ("content", "header", "eoh", "body")}
+    reader = session.reader
+    reader.start_data()
+    session._idle_timeout = session.options.float("smtp-data-timeout")
+    scanner = MessageScanner(body_lines=has["body"])
+    max_size = session.options.int("smtp-max-size")
+    spool = session.spool
+    held = None                      # (code, text) returned by a content hook
+    size = 0
+    while True:
+        chunk, done = reader.read_data()
+        if chunk:
+            size += len(chunk)
+            if spool is not None and not (max_size and size > max_size):
+                spool.write(chunk)
+            if has["content"]:
+                held = _hold((yield from session._hook("content", chunk)), held)
+            held = yield from _scanner_events(session, scanner.feed(chunk), has, held)
+        if done:
+            break
+        if not chunk:
+            yield READ
+    held = yield from _scanner_events(session, scanner.finish(), has, held)
+    session._idle_timeout = session.options.float("smtp-command-timeout")
+    if spool is not None:
+        spool.close()
+    session.ctx.client[b"message_length"] = size
+    session.log.info("message size=%d" % size, session.ident)
+
+    reply = yield from _decide(session, transaction, scanner, size, max_size, held)
+    sent = yield from session._send(reply)
+    outcome = "accepted" if 200 <= sent <= 299 else "rejected" if sent >= 500 else "deferred"
+    session.log.info("message %s %s: %s" % (transaction.id, outcome, reply.decode("latin-1", "replace").split("\r\n")[0].strip()), session.ident)
+    yield from session._reset()
+
+
+def _hold(result, held):
+    """Keep the first valid reply of content/header/eoh/body for the end of DATA."""
+    code, text = result
+    if held is None and text is not None:
+        return code, text
+    return held
+
+
+def _scanner_events(session, events, has, held):
+    headers = session.ctx.headers
+    for kind, value in events:
+        if kind == HEADER:
+            headers.append(value)
+            if has["header"]:
+                held = _hold((yield from session._hook("header", value)), held)
+        elif kind == EOH:
+            session.saw_blank_line = True
+            if has["eoh"]:
+                held = _hold((yield from session._hook("eoh")), held)
+        elif kind == BODY and has["body"]:
+            held = _hold((yield from session._hook("body", value)), held)
+    return held
+
+
+def _decide(session, transaction, scanner, size, max_size, held):
+    """-> the end-of-DATA reply (bytes with CRLF)."""
+    from .session import _b
+    replies = session.replies
+    tid = transaction.id
+    if size == 0:
+        return _b(replies.empty(tid))
+    if max_size and size > max_size:
+        return _b(replies.size_exceeded(max_size))
+    if session.reader.data_line_too_long:
+        return _b(replies.line_too_long())
+    mime_api.publish(session.ctx, scanner)
+    path = transaction.spool_path
+    code, text = yield from session._hook("dot", path.encode())
+    if text is None and held is not None:
+        code, text = held
+    if text is not None and not p.is_positive(code):
+        return text                              # hook.dot (or a content hook) said no
+    if session.spool is not None and session.ctx.headers_dirty:
+        try:
+            session.spool.rewrite_headers(session.ctx.headers, scanner.eoh_offset,
+                                          getattr(session, "saw_blank_line", False))
+        except OSError as exc:
+            session.log.error("spool rewrite: %s" % exc, session.ident)
+            return _b(replies.try_again(tid))
+    recipients = session.engine.lua.table(*transaction.recipients)
+    forward_code, forward_text = yield from session._hook("forward", path.encode(), transaction.sender, recipients)
+    if forward_text is not None and not session.hook_failed:
+        return forward_text                      # the script delivered (or refused) it
+    hosts = session.worker.smart_hosts
+    if hosts and session.spool is not None:
+        result = yield _Forward(session, hosts, transaction)
+        if 200 <= result.code <= 299:
+            return text if text is not None else _b(replies.accepted(tid))
+        session.log.warn("forward %s failed: %s" % (tid, result.describe()), session.ident)
+        if 500 <= result.code <= 599:
+            return _b(replies.rejected(tid))
+        return _b(replies.try_again(tid))
+    if text is not None:
+        return text
+    return _b(replies.default_at_dot(session.options.int("smtp-default-at-dot"), tid))
+
+
+class _Forward(Wait):
+    """Deliver the spool file to the smart hosts."""
+    __slots__ = ("session", "hosts", "transaction", "handle")
+
+    def __init__(self, session, hosts, transaction):
+        self.session = session
+        self.hosts = hosts
+        self.transaction = transaction
+        self.handle = None
+
+    def start(self, resume):
+        session = self.session
+        options = session.options
+        self.handle = send_mail(
+            session.worker.loop, self.hosts, self.transaction.sender, self.transaction.recipients,
+            self.transaction.spool_path, session.worker.timeouts, session.worker.helo_name, resume)
+
+    def cancel(self):
+        if self.handle is not None and hasattr(self.handle, "cancel"):
+            self.handle.cancel()

@@ -1,0 +1,127 @@
+"""A client socket on the Loop: buffered, coalesced writes and push-style reads.
+
+Replies are queued and sent when the session is about to wait (one send for a pipelined
+group). Reading stops while the session is busy and has plenty of unprocessed input, so a
+client cannot make a worker buffer without bound."""
+import errno
+import socket
+
+READ_SIZE = 65536
+MAX_UNSENT = 256 * 1024
+
+
+class SocketTransport:
+    def __init__(self, loop, sock):
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.session = None
+        self._out = []
+        self._out_size = 0
+        self._reading = False
+        self._writing = False
+        self._drained = []
+        self.closed = False
+
+    def start(self, session):
+        self.session = session
+        self.resume_reading()
+
+    # -- reading ---------------------------------------------------------------------------
+    def resume_reading(self):
+        if not self._reading and not self.closed:
+            self._reading = True
+            self.loop.add_reader(self.fd, self._on_readable)
+
+    def pause_reading(self):
+        if self._reading:
+            self._reading = False
+            self.loop.remove_reader(self.fd)
+
+    def _on_readable(self):
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.pause_reading()
+            self.session.connection_failed(exc.errno or errno.EIO, exc.strerror or str(exc), 4)
+            return
+        if not data:
+            self.pause_reading()
+            self.session.eof_received()
+            return
+        self.session.data_received(data)
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, data):
+        if not self.closed:
+            self._out.append(data)
+            self._out_size += len(data)
+
+    @property
+    def unsent(self):
+        return self._out_size
+
+    def flush(self):
+        if self._writing or not self._out or self.closed:
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._out, self._out_size = [], 0
+            self.session.connection_failed(exc.errno or errno.EPIPE, exc.strerror or str(exc), 3)
+            return
+        if sent == len(data):
+            self._out, self._out_size = [], 0
+            self._notify_drained(True)
+            return
+        self._out, self._out_size = [data[sent:]], len(data) - sent
+        self._writing = True
+        self.loop.add_writer(self.fd, self._on_writable)
+
+    def _on_writable(self):
+        self._writing = False
+        self.loop.remove_writer(self.fd)
+        self.flush()
+
+    def when_drained(self, callback):
+        """callback(ok) once everything queued so far has been sent (ok False if it never will)."""
+        if not self._out:
+            callback(not self.closed)
+        else:
+            self._drained.append(callback)
+            self.flush()
+
+    def cancel_drained(self, callback):
+        if callback in self._drained:
+            self._drained.remove(callback)
+
+    def _notify_drained(self, ok):
+        callbacks, self._drained = self._drained, []
+        for callback in callbacks:
+            callback(ok)
+
+    # -- closing -----------------------------------------------------------------------------
+    def close(self):
+        """Send what is queued (best effort, without blocking), then close."""
+        if self.closed:
+            return
+        if self._out and not self._writing:
+            try:
+                self.sock.send(b"".join(self._out))
+            except OSError:
+                pass
+        self.closed = True
+        self.pause_reading()
+        if self._writing:
+            self.loop.remove_writer(self.fd)
+        self._notify_drained(False)
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
