@@ -7,7 +7,7 @@ uri = uri or {}
 local create, resume, yield, status, running =
 	coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
 local sethook, traceback, clock = debug.sethook, debug.traceback, os.clock
-local type, tostring, error, loadfile = type, tostring, error, loadfile
+local type, tostring, error, loadfile, gcinfo = type, tostring, error, loadfile, collectgarbage
 
 local current	-- the coroutine of the hook now running
 
@@ -21,14 +21,19 @@ local function finish(co, ok, ...)
 	return "done", ...
 end
 
--- Wrap hook function fn in a coroutine with a CPU budget. Returns the resumer:
+-- Wrap hook function fn in a coroutine with a CPU budget and a memory bound (in KB; the
+-- state's hard limit would also stop it, but Lua 5.1 collects garbage ever more often as it
+-- nears that limit, so a runaway is stopped earlier, cheaply, here). Returns the resumer:
 -- resumer(budget_seconds, ...) -> "done", results... | "wait", wait | "error", traceback
-function __engine_spawn(fn, step)
+function __engine_spawn(fn, step, memory_kb)
 	local co = create(fn)
 	local deadline = 0
 	sethook(co, function()
 		if clock() > deadline then
 			error("hook exceeded its CPU time budget", 0)
+		end
+		if memory_kb and gcinfo("count") > memory_kb then
+			error("hook exceeded the Lua memory bound: not enough memory", 0)
 		end
 	end, "", step)
 	return function(budget, ...)

@@ -20,7 +20,7 @@ LUA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua")
 if not os.path.isdir(LUA_DIR):  # source checkout: lua/ sits beside the package
     LUA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lua")
 
-COUNT_HOOK_STEP = 100_000  # Lua instructions between two CPU budget checks
+COUNT_HOOK_STEP = 10_000  # Lua instructions between two budget checks (about 0.1 ms)
 
 
 class ScriptError(Exception):
@@ -123,13 +123,15 @@ class HookRun:
             started = time.process_time()
             try:
                 result = self.resumer(self.budget, *args)
+                if not isinstance(result, tuple):  # lupa returns a lone value unwrapped
+                    result = (result,)
             except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
-                result = ("error", str(exc))
+                result = (b"error", str(exc))
             self.budget -= time.process_time() - started
             status = result[0]
-            if status != "wait":
-                self.finish(result[1:] if status == "done" else None,
-                            None if status == "done" else _text(result[1]))
+            if status != b"wait":
+                done = status == b"done"
+                self.finish(result[1:] if done else None, None if done else _text(result[1]))
                 return
             wait = result[1] if len(result) > 1 else None
             if not hasattr(wait, "start"):
@@ -252,6 +254,7 @@ class Engine:
         self.cpu_budget = float(options.get("lua-hook-cpu"))
         self.wall_budget = float(options.get("lua-hook-timeout"))
         max_memory = int(options.get("lua-max-memory")) * 1024 * 1024
+        self.memory_soft_kb = max_memory * 0.9 / 1024 if max_memory else None
         self.lua = lua51.LuaRuntime(encoding=None, unpack_returned_tuples=True,
                                     register_eval=False, register_builtins=False,
                                     max_memory=max_memory or None)
@@ -260,7 +263,7 @@ class Engine:
         g = self.lua.globals()
         self.client_write = None
         self.api = Api(self)
-        self._load_file(os.path.join(LUA_DIR, "prelude.lua"))
+        self._load_prelude()
         self._spawn = g[b"__engine_spawn"]
         self._waiting = g[b"__engine_waiting"]
         self._lookup = g[b"__engine_hook"]
@@ -270,15 +273,19 @@ class Engine:
         self._load_file(self.script)
 
     # -- loading -------------------------------------------------------------------------
+    def _load_prelude(self):
+        path = os.path.join(LUA_DIR, "prelude.lua")
+        with open(path, "rb") as handle:
+            self.lua.execute(handle.read())
+
     def _load_file(self, path):
+        """Load and run the script; errors name the file and line (Lua's own message)."""
         if not path or not os.path.isfile(path):
             raise ScriptError("%s: no such script file" % path)
         try:
             self.lua.globals()[b"__engine_load"](os.fsencode(path))
         except lua51.LuaError as exc:
             raise ScriptError(_text(exc.args[0] if exc.args else exc).splitlines()[0]) from None
-        except KeyError:
-            pass
 
     def _install_namespaces(self):
         for info in pkgutil.iter_modules(api_package.__path__):
@@ -329,7 +336,7 @@ class Engine:
         if function is None:
             on_done(NOT_DEFINED)
             return
-        run = HookRun(self, ctx, name, self._spawn(function, COUNT_HOOK_STEP), on_done)
+        run = HookRun(self, ctx, name, self._spawn(function, COUNT_HOOK_STEP, self.memory_soft_kb), on_done)
         if ctx is not None:
             ctx.run = run
         run.step(args)

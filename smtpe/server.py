@@ -61,7 +61,8 @@ def _bind(family, address, port, backlog, dual_stack=False):
 class Worker:
     """One event loop serving clients with one master Lua state (two during a reload)."""
 
-    def __init__(self, options, log, listeners=(), loop=None, client_rates=None):
+    def __init__(self, options, log, listeners=(), loop=None, client_rates=None, global_rate=None,
+                 init_on_reload=True):
         self.options = options
         self.log = log
         self.loop = loop or Loop()
@@ -82,7 +83,8 @@ class Worker:
             command=options.float("smtp-command-timeout"),
             dot=options.float("smtp-dot-timeout"))
         self.client_rates = client_rates or ClientRates()
-        self.global_rate = GlobalRate()
+        self.global_rate = global_rate or GlobalRate()
+        self.init_on_reload = init_on_reload  # False under a supervisor, which runs hook.init
         self.sessions = set()
         self.accepting = False
         self.stopping = False
@@ -208,7 +210,8 @@ class Worker:
         progress finish on the old one. A script that fails to load keeps the old one."""
         try:
             engine = Engine(self.options, self.loop, self.log)
-            engine.run_init()
+            if self.init_on_reload:
+                engine.run_init()
         except ScriptError as exc:
             self.log.error("reload failed, keeping the running script: %s" % exc)
             return False

@@ -1,0 +1,306 @@
+"""The SMTP dialogue without sockets: every command in every state, the default replies,
+hook return conventions, and golden transcripts of whole sessions (in-process Worker, real
+Engine and Lua, memory transport)."""
+import os
+import re
+
+import pytest
+
+from tests.support.inproc import Harness
+
+QUIET = "-- no hooks\n"
+
+
+def ids(text):
+    """Replace session/transaction ids so transcripts compare exactly."""
+    return re.sub(r"\b[0-9A-Za-z]{6}\d{10}[0-9A-Za-z]{2}\b", "<ID>", text)
+
+
+def dialogue(client, lines):
+    """Send each line, collect '>>> line' and the replies: a transcript."""
+    out = [ids(client.new_output()).rstrip("\r\n")]
+    for line in lines:
+        out.append(">>> " + line.rstrip("\r\n"))
+        reply = ids(client.send(line if line.endswith("\r\n") else line + "\r\n")).rstrip("\r\n")
+        if reply:
+            out.append(reply)
+    return "\n".join(out).replace("\r\n", "\n")
+
+
+@pytest.fixture
+def harness(tmp_path):
+    return Harness(tmp_path, QUIET)
+
+
+def test_golden_plain_session_without_hooks(harness):
+    client = harness.connect()
+    transcript = dialogue(client, [
+        "EHLO client.example", "MAIL FROM:<Alice@Example.ORG>", "RCPT TO:<Bob@Example.NET>",
+        "DATA", "Subject: hi\r\n\r\nbody\r\n.", "QUIT"])
+    assert transcript == "\n".join([
+        "220 mx.test ESMTP <ID>",
+        ">>> EHLO client.example",
+        "250-Hello client.example (192.0.2.1, [192.0.2.1])",
+        "250-ENHANCEDSTATUSCODES",
+        "250-XCLIENT ADDR HELO NAME PORT PROTO",
+        "250-PIPELINING",
+        "250-8BITMIME",
+        "250 SIZE 0",
+        ">>> MAIL FROM:<Alice@Example.ORG>",
+        "250 2.1.0 sender <Alice@Example.ORG> OK",
+        ">>> RCPT TO:<Bob@Example.NET>",
+        "250 2.1.0 recipient <Bob@example.net> OK",
+        ">>> DATA",
+        '354 enter mail, end with "." on a line by itself',
+        ">>> Subject: hi\n\nbody\n.",
+        "451 4.4.5 E000 try again later <ID>",    # no hook, no smart host: smtp-default-at-dot
+        ">>> QUIT",
+        "221 2.0.0 mx.test closing connection <ID>",
+    ])
+    assert client.closed
+    assert os.listdir(harness.spool_dir) == []
+
+
+def test_golden_session_with_hooks_and_helo(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.accept(ip, host) return "220 welcome " .. ip end
+        function hook.helo(arg) if arg == "bad" then return "550 go away" end end
+        function hook.mail(sender, domain) client.sender_domain = domain end
+        function hook.rcpt(rcpt, domain)
+            if domain ~= client.sender_domain then return "550 5.7.1 relaying denied" end
+        end
+        function hook.dot(path) return "250 2.0.0 judged fine" end
+        function hook.forward(path, sender, rcpts) return "250 2.0.0 stored for " .. #rcpts .. " " .. sender end
+        function hook.quit() return "221 bye" end
+    """)
+    client = harness.connect()
+    transcript = dialogue(client, [
+        "MAIL FROM:<a@x.org>", "HELO bad", "MAIL FROM:<a@x.org>", "HELO good", "MAIL FROM:<a@x.org>",
+        "RCPT TO:<b@y.org>", "DATA", "RCPT TO:<c@X.ORG>", "DATA", "hello\r\n.", "QUIT"])
+    assert transcript == "\n".join([
+        "220 welcome 192.0.2.1",
+        ">>> MAIL FROM:<a@x.org>", "503 5.5.1 E000 MAIL FROM:<a@x.org> out of sequence",
+        ">>> HELO bad", "550 go away",
+        ">>> MAIL FROM:<a@x.org>", "503 5.5.1 E000 MAIL FROM:<a@x.org> out of sequence",
+        ">>> HELO good", "250 Hello good (192.0.2.1, [192.0.2.1])",
+        ">>> MAIL FROM:<a@x.org>", "250 2.1.0 sender <a@x.org> OK",
+        ">>> RCPT TO:<b@y.org>", "550 5.7.1 relaying denied",
+        ">>> DATA", "554 5.5.0 E000 no recipients",
+        ">>> RCPT TO:<c@X.ORG>", "250 2.1.0 recipient <c@x.org> OK",
+        ">>> DATA", '354 enter mail, end with "." on a line by itself',
+        ">>> hello\n.", "250 2.0.0 stored for 1 a@x.org",
+        ">>> QUIT", "221 bye",
+    ])
+
+
+@pytest.mark.parametrize("command, reply", [
+    ("HELO", "501 5.5.2 E000 missing argument"),
+    ("EHLO", "501 5.5.2 E000 missing argument"),
+    ("NOOP", "250 2.0.0 OK"),
+    ("RSET", "250 2.0.0 OK"),
+    ("VRFY postmaster", "502 5.5.1 E000 VRFY postmaster command unknown"),
+    ("HELOX foo", "502 5.5.1 E000 HELOX foo command unknown"),
+    ("AUTH PLAIN AGEAYg==", "502 5.5.1 E000 AUTH PLAIN AGEAYg== command unknown"),
+    ("MAIL FROM:<a@b.cd>", "503 5.5.1 E000 MAIL FROM:<a@b.cd> out of sequence"),
+    ("RCPT TO:<a@b.cd>", "503 5.5.1 E000 RCPT TO:<a@b.cd> out of sequence"),
+    ("DATA", "503 5.5.1 E000 DATA out of sequence"),
+    ("VERB +debug", "502 5.5.1 E000 VERB +debug command unknown"),
+])
+def test_replies_before_helo(harness, command, reply):
+    client = harness.connect()
+    client.new_output()
+    assert client.send(command + "\r\n") == reply + "\r\n"
+
+
+def helo(harness):
+    client = harness.connect()
+    client.send("HELO c.example\r\n")
+    return client
+
+
+@pytest.mark.parametrize("command, reply", [
+    ("MAIL FROM <a@b.cd>", "501 5.5.2 E000 syntax error"),
+    ("MAIL FROM:", "501 5.5.2 E000 missing argument"),
+    ("MAIL FROM:<a@b>", "553 5.1.7 invalid domain name E000 "),
+    ("MAIL FROM:<a@b.cd", "553 5.1.0 imbalanced angle brackets in path E000 "),
+    ("MAIL FROM:<>", "250 2.1.0 sender <> OK"),
+    ("RCPT TO:<a@b.cd>", "503 5.5.1 E000 RCPT TO:<a@b.cd> out of sequence"),
+    ("HELP", None),
+])
+def test_replies_after_helo(harness, command, reply):
+    client = helo(harness)
+    answer = client.send(command + "\r\n")
+    if reply is None:
+        assert answer.startswith("214-2.0.0 ESMTP supported commands:") and answer.endswith("214 2.0.0 End\r\n")
+    else:
+        assert answer == reply + "\r\n"
+
+
+def in_transaction(harness):
+    client = helo(harness)
+    client.send("MAIL FROM:<a@b.cd>\r\n")
+    return client
+
+
+@pytest.mark.parametrize("command, reply", [
+    ("RCPT TO:<>", "550 5.7.1 E000 null recipient invalid"),
+    ("RCPT TO:<postmaster>", "250 2.1.0 recipient <postmaster> OK"),
+    ("RCPT TO:<a@[10.0.0.1]>", "553 5.1.3 invalid domain name E000 "),
+    ("RCPT TO:<a@b.cd> NOTIFY=NEVER", "250 2.1.0 recipient <a@b.cd> OK"),
+    ("MAIL FROM:<a@b.cd>", "503 5.5.1 E000 MAIL FROM:<a@b.cd> out of sequence"),
+    ("DATA", "503 5.5.1 E000 DATA out of sequence"),
+])
+def test_replies_in_transaction(harness, command, reply):
+    client = in_transaction(harness)
+    assert client.send(command + "\r\n") == reply + "\r\n"
+
+
+def test_rset_ends_the_transaction(harness):
+    client = in_transaction(harness)
+    assert client.send("RSET\r\n") == "250 2.0.0 OK\r\n"
+    assert client.send("RCPT TO:<a@b.cd>\r\n").startswith("503 ")
+    assert client.send("MAIL FROM:<a@b.cd>\r\n").startswith("250 ")
+
+
+def test_size_limit_at_mail_and_in_data(tmp_path):
+    harness = Harness(tmp_path, "function hook.forward() return '250 taken' end", smtp_max_size=100)
+    client = harness.connect()
+    assert "250 SIZE 100" in client.send("EHLO c\r\n")
+    assert client.send("MAIL FROM:<a@b.cd> SIZE=101\r\n") == "552 5.3.4 E000 message size exceeds 100\r\n"
+    assert client.send("MAIL FROM:<a@b.cd> SIZE=100\r\n").startswith("250 ")
+    client.send("RCPT TO:<x@y.zz>\r\nDATA\r\n")
+    assert client.send("x" * 200 + "\r\n.\r\n") == "552 5.3.4 E000 message size exceeds 100\r\n"
+    assert os.listdir(harness.spool_dir) == []
+
+
+def test_empty_message_is_refused(tmp_path):
+    harness = Harness(tmp_path, "function hook.dot() error('must not be called') end")
+    client = harness.connect()
+    client.send("HELO c\r\nMAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    assert ids(client.send(".\r\n")) == "550 5.6.0 E000 message <ID> is empty\r\n"
+
+
+def test_overlong_command_line(harness):
+    client = harness.connect()
+    client.new_output()
+    assert client.send("NOOP " + "x" * 2000 + "\r\n") == "500 5.5.2 E000 line too long\r\n"
+    assert client.send("NOOP\r\n") == "250 2.0.0 OK\r\n"
+
+
+def test_hook_return_conventions(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.noop()
+            local mode = client.input:sub(6)
+            if mode == "number" then return 250 end
+            if mode == "invalid" then return "hello" end
+            if mode == "nil-last" then return "550 ignored", nil end
+            if mode == "table" then return {} end
+            if mode == "crlf" then return "250-a\\r\\n250 b\\r\\n" end
+            if mode == "drop" then return true, "421 4.7.0 goodbye" end
+            if mode == "nodrop" then return false, "250 fine" end
+        end
+    """)
+    client = harness.connect()
+    client.new_output()
+    assert client.send("NOOP number\r\n") == "250\r\n"
+    assert client.send("NOOP invalid\r\n") == "250 2.0.0 OK\r\n"
+    assert client.send("NOOP nil-last\r\n") == "250 2.0.0 OK\r\n"
+    assert client.send("NOOP table\r\n") == "250 2.0.0 OK\r\n"
+    assert client.send("NOOP crlf\r\n") == "250-a\r\n250 b\r\n"
+    assert client.send("NOOP nodrop\r\n") == "250 fine\r\n"
+    assert not client.closed
+    assert client.send("NOOP drop\r\n") == "421 4.7.0 goodbye\r\n"
+    assert client.closed
+
+
+def test_lua_error_gives_451_and_session_continues(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.mail(sender) error("policy bug") end
+        function hook.rcpt(r) local x = nil; return x.field end
+    """)
+    client = helo(harness)
+    assert client.send("MAIL FROM:<a@b.cd>\r\n") == "451 4.3.0 E000 internal error, try again later\r\n"
+    assert "hook.mail" in harness.log and "policy bug" in harness.log and "stack traceback" in harness.log
+    assert client.send("NOOP\r\n") == "250 2.0.0 OK\r\n"
+
+
+def test_runaway_hooks_cost_only_their_client(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.helo(arg)
+            if arg == "loop" then while true do end end
+            if arg == "bomb" then local t = {} for i = 1, 1e9 do t[i] = {i, i, i, i, i, i, i, i} end end
+        end
+    """, lua_hook_cpu=0.5, lua_max_memory=64)
+    looping = harness.connect()
+    looping.new_output()
+    assert looping.send("HELO loop\r\n") == "451 4.3.0 E000 internal error, try again later\r\n"
+    assert "CPU time budget" in harness.log
+    bomb = harness.connect()
+    bomb.new_output()
+    assert bomb.send("HELO bomb\r\n") == "451 4.3.0 E000 internal error, try again later\r\n"
+    assert "not enough memory" in harness.log
+    fine = harness.connect()
+    fine.new_output()
+    assert fine.send("HELO fine\r\n").startswith("250 Hello fine")
+
+
+def test_hooks_called_in_order_with_arguments(tmp_path):
+    harness = Harness(tmp_path, """
+        calls = {}
+        local function note(...) local t = {} for i, v in ipairs({...}) do t[i] = tostring(v) end
+            calls[#calls + 1] = table.concat(t, "|") end
+        function hook.accept(ip, host) note("accept", ip, host, client.id_sess ~= nil, client.port) end
+        function hook.ehlo(arg) note("ehlo", arg) end
+        function hook.reset() note("reset", tostring(client.id_trans)) end
+        function hook.mail(s, d) note("mail", s, d, client.id_trans ~= nil) end
+        function hook.rcpt(r, d) note("rcpt", r, d) end
+        function hook.data() note("data", client.msg_file ~= nil) end
+        function hook.content(chunk) note("content", #chunk) end
+        function hook.header(h) note("header", h) end
+        function hook.eoh() note("eoh") end
+        function hook.body(line) note("body", line) end
+        function hook.dot(path) note("dot", client.message_length) end
+        function hook.forward(path, sender, rcpts) note("forward", sender, rcpts[1], rcpts[2]) return "250 ok" end
+        function hook.reply(text) note("reply", text:sub(1, 3)) end
+        function hook.quit() note("quit") end
+        function hook.close(code) note("close", code) end
+        function hook.unknown(line) note("unknown", line) end
+    """)
+    client = harness.connect(port=40001)
+    client.send("EHLO c.example\r\n")
+    client.send("MAIL FROM:<S@X.ORG>\r\nRCPT TO:<A@Y.ORG>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n")
+    client.send("Subject: one\r\n\tfolded\r\nTo: x\r\n\r\nline 1\r\n..dotted\r\n.\r\nFOO bar\r\nQUIT\r\n")
+    calls = [call.decode() for call in harness.worker.engine.lua.eval("calls").values()]
+    expected = [
+        "accept|192.0.2.1|[192.0.2.1]|true|40001", "reply|220",
+        "ehlo|c.example", "reply|250", "reset|nil",
+        "mail|S@X.ORG|x.org|true", "reply|250",
+        "rcpt|A@Y.ORG|y.org", "reply|250", "rcpt|b@y.org|y.org", "reply|250",
+        "data|true", "reply|354",
+        "content|49", "header|Subject: one\r\n\tfolded", "header|To: x", "eoh", "body|line 1", "body|.dotted",
+        "dot|49", "forward|S@X.ORG|A@y.org|b@y.org", "reply|250", "reset|%s",
+        "unknown|FOO bar", "reply|502", "quit", "reply|221", "close|0",
+    ]
+    reset_id = [c for c in calls if c.startswith("reset|") and c != "reset|nil"]
+    assert len(reset_id) == 1
+    expected[expected.index("reset|%s")] = reset_id[0]
+    assert calls == expected
+
+
+def test_header_edits_reach_the_spool_before_forward(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.eoh()
+            header.insert("Received: by test", 1)
+            header.modify("Subject", 1, "[tagged] " .. select(2, header.find("subject", 1)))
+            header.delete("X-Drop", 1)
+        end
+        function hook.forward(path)
+            local f = io.open(path, "rb"); seen = f:read("*a"); f:close()
+            return "250 ok"
+        end
+    """)
+    client = helo(harness)
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    assert client.send("Subject: hi\r\nX-Drop: me\r\nFrom: a@b.cd\r\n\r\nbody\r\n.\r\n") == "250 ok\r\n"
+    assert harness.worker.engine.lua.eval("seen") == (
+        b"Received: by test\r\nSubject: [tagged] hi\r\nFrom: a@b.cd\r\n\r\nbody\r\n")
