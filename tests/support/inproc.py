@@ -51,6 +51,7 @@ class Harness:
 
     def __init__(self, tmp_path, script, **options):
         self.tmp_path = tmp_path
+        os.makedirs(str(tmp_path), exist_ok=True)
         path = os.path.join(str(tmp_path), "policy.lua")
         with open(path, "w") as handle:
             handle.write(textwrap.dedent(script))
