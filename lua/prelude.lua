@@ -73,6 +73,15 @@ function __engine_load(path)
 	chunk()
 end
 
+-- +test mode: a line of Lua typed at the prompt, compiled as a function.
+function __engine_compile(source)
+	local chunk, err = loadstring(source, "=stdin")
+	if chunk == nil then
+		error(err, 0)
+	end
+	return chunk
+end
+
 function __engine_gc()
 	collectgarbage()
 end

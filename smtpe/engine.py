@@ -341,6 +341,18 @@ class Engine:
             ctx.run = run
         run.step(args)
 
+    def run_source(self, ctx, source, on_done):
+        """+test mode: run a line of Lua like a hook (it may wait); a syntax error is
+        reported as the outcome's error."""
+        try:
+            function = self.lua.globals()[b"__engine_compile"](source)
+        except lua51.LuaError as exc:
+            on_done(HookOutcome(error=_text(exc.args[0] if exc.args else exc)))
+            return
+        run = HookRun(self, ctx, "test", self._spawn(function, COUNT_HOOK_STEP, self.memory_soft_kb), on_done)
+        ctx.run = run
+        run.step(())
+
     def run_init(self):
         """hook.init at start-up, run to completion on the loop; raises ScriptError."""
         outcome = []

@@ -86,6 +86,7 @@ class Worker:
         self.global_rate = global_rate or GlobalRate()
         self.init_on_reload = init_on_reload  # False under a supervisor, which runs hook.init
         self.sessions = set()
+        self.test_mode = options.flag("test")
         self.accepting = False
         self.stopping = False
         self._drain_timer = None

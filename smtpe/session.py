@@ -381,6 +381,9 @@ class Session:
         client[b"input"] = line
         client[b"is_pipelining"] = self.is_pipelining
         verb, arg = p.split_command(line)
+        if verb is None and self.worker.test_mode:
+            yield from self._test_lua(line)
+            return
         if verb is None or (verb == "XCLIENT" and not self.options.flag("smtp-xclient")):
             yield from self._unknown(line)
             return
@@ -391,6 +394,14 @@ class Session:
             yield from getattr(self, "_cmd_" + verb.lower())(line, arg)
         except _Cancelled:
             pass
+
+    def _test_lua(self, source):
+        """+test mode: a line that is no SMTP command is Lua; print what it returns."""
+        outcome = yield _SourceRun(self, source)
+        if outcome.error is not None:
+            self.transport.write(b"error: " + _b(outcome.error) + CRLF)
+        else:
+            self.transport.write(b"\t".join(_b(_lua_text(v)) for v in outcome.values) + CRLF)
 
     def _unknown(self, line):
         code, text = yield from self._hook("unknown", line)
@@ -661,6 +672,28 @@ class Session:
         self.ctx.headers = []
         self.ctx.headers_dirty = False
         self.state = self.helo_state
+
+
+class _SourceRun(HookCall):
+    __slots__ = ()
+
+    def __init__(self, session, source):
+        super().__init__(session, "test", (source,))
+
+    def start(self, resume):
+        self.session.engine.run_source(self.session.ctx, self.args[0], resume)
+
+
+def _lua_text(value):
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, float) and value.is_integer():
+        return "%d" % value
+    return str(value)
 
 
 class _Cancelled(Exception):

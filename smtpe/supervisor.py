@@ -24,6 +24,9 @@ def serve(options, log):
         if options.get(name):
             options.set(name, os.path.abspath(options.get(name)))
     Engine(options, Loop(), log).run_init()
+    if options.flag("test"):
+        from .testmode import run_test_session
+        return run_test_session(options, log)
     listeners = open_listeners(options)
     if options.flag("daemon"):
         _detach()

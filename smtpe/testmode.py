@@ -1,0 +1,73 @@
+"""+test: one SMTP session on standard input and output, for trying a script by hand. The
+client is 127.0.0.1; a line that is not an SMTP command runs as Lua (it may wait on DNS and
+services) and its results are printed. QUIT or end of input ends it."""
+import os
+
+from .server import Worker
+
+
+class StdioTransport:
+    """The transport interface of SocketTransport over file descriptors 0 and 1."""
+
+    def __init__(self, loop, read_fd=0, write_fd=1):
+        self.loop = loop
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.closed = False
+        self._reading = False
+        self.session = None
+
+    def start(self, session):
+        self.session = session
+        self.resume_reading()
+
+    def resume_reading(self):
+        if not self._reading and not self.closed:
+            self._reading = True
+            self.loop.add_reader(self.read_fd, self._on_readable)
+
+    def pause_reading(self):
+        if self._reading:
+            self._reading = False
+            self.loop.remove_reader(self.read_fd)
+
+    def _on_readable(self):
+        data = os.read(self.read_fd, 65536)
+        if not data:
+            self.pause_reading()
+            self.session.eof_received()
+            return
+        self.session.data_received(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+    def write(self, data):
+        if not self.closed:
+            os.write(self.write_fd, data)
+
+    def flush(self):
+        pass
+
+    @property
+    def unsent(self):
+        return 0
+
+    def when_drained(self, callback):
+        callback(not self.closed)
+
+    def cancel_drained(self, callback):
+        pass
+
+    def close(self):
+        self.closed = True
+        self.pause_reading()
+
+
+def run_test_session(options, log):
+    worker = Worker(options, log)
+    worker.session_closed = lambda session: worker.loop.stop()
+    worker.test_mode = True
+    from .session import Session
+    session = Session(worker, StdioTransport(worker.loop), ("127.0.0.1", 0), None)
+    worker.sessions.add(session)
+    session.start()
+    worker.loop.run()
+    return 0
