@@ -61,6 +61,22 @@ function __engine_hook(name)
 	end
 end
 
+-- After the script is loaded: tell the engine whenever a hook is added later (e.g. from
+-- hook.init or another hook), so it can keep its set of defined hooks without asking Lua.
+function __engine_watch_hooks(changed)
+	local names = {}
+	for name, fn in pairs(hook) do
+		if type(fn) == "function" then
+			names[#names + 1] = name
+		end
+	end
+	setmetatable(hook, { __newindex = function(t, k, v)
+		rawset(t, k, v)
+		changed(k)
+	end })
+	return names
+end
+
 function __engine_enter(c, m, f)
 	client, mime, uri.found = c, m, f
 end

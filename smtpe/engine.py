@@ -271,6 +271,9 @@ class Engine:
         self._gc = g[b"__engine_gc"]
         self._install_namespaces()
         self._load_file(self.script)
+        # Hooks the script defines; a name missing here is certainly undefined (additions
+        # are reported by the hook table's __newindex), so most hooks cost no Lua call.
+        self.defined = set(g[b"__engine_watch_hooks"](self._hook_added).values())
 
     # -- loading -------------------------------------------------------------------------
     def _load_prelude(self):
@@ -293,6 +296,10 @@ class Engine:
             install = getattr(module, "install", None)
             if install is not None:
                 install(self.api)
+
+    def _hook_added(self, name):
+        if isinstance(name, bytes):
+            self.defined.add(name)
 
     def make_waiting(self, function):
         return self._waiting(function)
@@ -328,11 +335,13 @@ class Engine:
 
     # -- hooks ---------------------------------------------------------------------------
     def has_hook(self, name):
-        return self._lookup(name.encode()) is not None
+        key = name.encode()
+        return key in self.defined and self._lookup(key) is not None
 
     def run_hook(self, ctx, name, args, on_done):
         """Run hook.<name>(*args) for ctx; on_done(HookOutcome) once, possibly at once."""
-        function = self._lookup(name.encode())
+        key = name.encode()
+        function = self._lookup(key) if key in self.defined else None
         if function is None:
             on_done(NOT_DEFINED)
             return

@@ -284,6 +284,9 @@ class Session:
     def _hook(self, name, *args):
         """Run hook.<name>; -> (code, reply bytes or None). Lua errors are logged and give
         the fail-safe 451 (the policy could not judge, so nothing is accepted)."""
+        if name.encode() not in self.engine.defined:
+            self.hook_failed = False
+            return 0, None
         outcome = yield HookCall(self, name, args)
         self.hook_failed = outcome.error is not None
         if self.hook_failed:
@@ -305,6 +308,8 @@ class Session:
 
     def _hook_quietly(self, name, *args):
         """A hook whose reply has no meaning (reset, close, error): errors are only logged."""
+        if name.encode() not in self.engine.defined:
+            return
         outcome = yield HookCall(self, name, args)
         if outcome.error is not None:
             self.log.error("hook.%s: %s" % (name, outcome.error), self.ident)

@@ -194,3 +194,14 @@ def test_default_at_dot_option(tmp_path):
     client = harness.connect()
     client.send("HELO c\r\nMAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
     assert " accepted" in client.send("x\r\n.\r\n")
+
+
+def test_hooks_defined_at_run_time_are_called(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.helo() function hook.noop() return "250 2.0.0 defined by hook.helo" end end
+    """)
+    client = harness.connect()
+    client.new_output()
+    assert client.send("NOOP\r\n") == "250 2.0.0 OK\r\n"
+    client.send("HELO c\r\n")
+    assert client.send("NOOP\r\n") == "250 2.0.0 defined by hook.helo\r\n"
