@@ -195,6 +195,16 @@ class HookRun:
         self.on_done(HookOutcome(values or (), error))
 
 
+def _public_attributes_only(obj, name, is_setting):
+    """Lua may call the functions and public methods we hand it, nothing more: no dunder
+    walk to Python internals (fn.__globals__), no private state, no assignments."""
+    if isinstance(name, bytes):
+        name = name.decode("ascii", "replace")
+    if is_setting or not isinstance(name, str) or name.startswith("_"):
+        raise AttributeError("not accessible from Lua: %r" % (name,))
+    return name
+
+
 def _host_name():
     """This host's name as the banner, QUIT reply and outgoing EHLO use it."""
     import socket
@@ -257,6 +267,7 @@ class Engine:
         self.memory_soft_kb = max_memory * 0.9 / 1024 if max_memory else None
         self.lua = lua51.LuaRuntime(encoding=None, unpack_returned_tuples=True,
                                     register_eval=False, register_builtins=False,
+                                    attribute_filter=_public_attributes_only,
                                     max_memory=max_memory or None)
         self.current = None
         self.host_name = options.host_name if hasattr(options, "host_name") else _host_name()

@@ -57,8 +57,11 @@ class Stream:
     # -- connecting ------------------------------------------------------------------------
     @classmethod
     def connect(cls, loop, hosts, default_port, timeout, on_done):
-        """Try `hosts` (entries as in hostlist) in order; on_done(stream) or on_done(None, reason)."""
-        _Connector(loop, list(hosts), default_port, timeout, on_done).next_host()
+        """Try `hosts` (entries as in hostlist) in order; on_done(stream) or on_done(None, reason).
+        Returns a handle whose cancel() abandons the attempt (on_done is then never called)."""
+        connector = _Connector(loop, list(hosts), default_port, timeout, on_done)
+        connector.next_host()
+        return connector
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, data, on_drained=None):
@@ -77,6 +80,11 @@ class Stream:
             self.loop.add_writer(self.fd, self._flush)
             return
         except OSError as exc:
+            # The socket is dead: stop watching it for writability (an errored socket is
+            # always "writable", which would spin the loop) and drop what cannot be sent.
+            self.loop.remove_writer(self.fd)
+            self._outbuf.clear()
+            self._on_drained = None
             self._fail(exc.strerror or str(exc))
             return
         self.loop.remove_writer(self.fd)
@@ -214,8 +222,23 @@ class _Connector:
         self.last_error = "no host given"
         self.sock = None
         self.timer = None
+        self.cancelled = False
+
+    def cancel(self):
+        """Abandon the attempt: close a socket being connected; on_done is never called."""
+        self.cancelled = True
+        self.hosts, self.addresses = [], []
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            self.loop.remove_writer(sock.fileno())
+            sock.close()
 
     def next_host(self):
+        if self.cancelled:
+            return
         if self.addresses:
             self.try_address(self.addresses.pop(0))
             return
@@ -238,6 +261,8 @@ class _Connector:
         resolve(host, port, self.resolved)
 
     def resolved(self, addresses):
+        if self.cancelled:
+            return
         if not addresses:
             self.last_error = "%s: host not found" % self.label
         self.addresses = list(dict.fromkeys(addresses))
@@ -268,7 +293,10 @@ class _Connector:
 
     def connected(self):
         sock, self.sock = self.sock, None
+        if sock is None:
+            return
         self.timer.cancel()
+        self.timer = None
         self.loop.remove_writer(sock.fileno())
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
@@ -282,6 +310,9 @@ class _Connector:
 
     def connect_timed_out(self):
         sock, self.sock = self.sock, None
+        self.timer = None
+        if sock is None:
+            return
         self.loop.remove_writer(sock.fileno())
         sock.close()
         self.last_error = "%s: connect timed out" % self.label

@@ -205,3 +205,16 @@ def test_hooks_defined_at_run_time_are_called(tmp_path):
     assert client.send("NOOP\r\n") == "250 2.0.0 OK\r\n"
     client.send("HELO c\r\n")
     assert client.send("NOOP\r\n") == "250 2.0.0 defined by hook.helo\r\n"
+
+
+def test_lua_cannot_reach_python_internals(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.noop()
+            local ok = pcall(function() return text.find.__globals__ end)
+            local ok2 = pcall(function() local m = md5.new(); return m._md5 end)
+            return "250 " .. tostring(ok) .. " " .. tostring(ok2)
+        end
+    """)
+    client = harness.connect()
+    client.new_output()
+    assert client.send("NOOP\r\n") == "250 false false\r\n"

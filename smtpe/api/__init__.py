@@ -4,7 +4,8 @@ installed into the master Lua state by the engine (see smtpe.engine.Api).
 Conventions for the modules:
 * Strings cross the Lua boundary as bytes (the runtime has no encoding): arguments arrive as
   bytes, and results must be bytes, numbers, booleans, None or Lua tables (api.table(...)).
-* Numeric "flag" arguments accept numbers and booleans: use `flag()`.
+* Numeric "flag" arguments accept numbers and booleans: use `flag()`; numbers `integer()`;
+  strings `string_arg()` (not `text`: that name is the smtpe.api.text submodule).
 * Per-connection state lives on the Context returned by `api.current()`.
 """
 
@@ -39,7 +40,7 @@ def integer(value, default=0):
         raise TypeError("number expected, got %s" % type(value).__name__) from None
 
 
-def text(value, default=None):
+def string_arg(value, default=None):
     """A Lua string argument as bytes (numbers are formatted as Lua would)."""
     if value is None:
         return default

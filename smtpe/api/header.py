@@ -1,7 +1,7 @@
 """Lua `header.*`: edit the current message's header list. Edits made up to hook.dot are
 written to the spool file before forwarding. Indexes and instances are 1-based; instance N
 is the Nth occurrence anywhere in the list (DECISIONS.md)."""
-from . import integer, text
+from . import integer, string_arg as text
 
 
 def _matches(entry, name):

@@ -1,6 +1,6 @@
 """Lua `smtpe.*`: version strings, the host name, and run-time option access."""
 from .. import API_VERSION, COPYRIGHT, VERSION
-from . import text
+from . import string_arg as text
 
 
 def install(api):

@@ -2,7 +2,7 @@
 detached). Inside a connection each line carries its transaction or session id."""
 import syslog as _syslog
 
-from . import integer, text
+from . import integer, string_arg as text
 
 _LEVELS = ("LOG_EMERG", "LOG_ALERT", "LOG_CRIT", "LOG_ERR", "LOG_WARNING", "LOG_NOTICE",
            "LOG_INFO", "LOG_DEBUG")
