@@ -27,6 +27,7 @@ def end_of_data(session):
     max_size = session.options.int("smtp-max-size")
     spool = session.spool
     held = None                      # (code, text) returned by a content hook
+    session.saw_blank_line = False
     size = 0
     while True:
         chunk, done = reader.read_data()
@@ -90,6 +91,9 @@ def _decide(session, transaction, scanner, size, max_size, held):
         return _b(replies.size_exceeded(max_size))
     if session.reader.data_line_too_long:
         return _b(replies.line_too_long())
+    # Where the body starts in the spool file (header edits and spamd need it; a spamd
+    # PROCESS that rewrites the file moves it).
+    session.ctx.body_offset = scanner.eoh_offset if session.saw_blank_line else None
     mime_api.publish(session.ctx, scanner)
     path = transaction.spool_path
     code, text = yield from session._hook("dot", path.encode())
@@ -99,8 +103,7 @@ def _decide(session, transaction, scanner, size, max_size, held):
         return text                              # hook.dot (or a content hook) said no
     if session.spool is not None and session.ctx.headers_dirty:
         try:
-            session.spool.rewrite_headers(session.ctx.headers, scanner.eoh_offset,
-                                          getattr(session, "saw_blank_line", False))
+            session.spool.rewrite_headers(session.ctx.headers, session.ctx.body_offset)
         except OSError as exc:
             session.log.error("spool rewrite: %s" % exc, session.ident)
             return _b(replies.try_again(tid))

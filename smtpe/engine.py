@@ -58,6 +58,7 @@ class Context:
         self.uri_found = None
         self.headers = []        # the editable header list of the current message (header.*)
         self.headers_dirty = False  # header.* changed it: rewrite the spool before forwarding
+        self.body_offset = None     # offset of the body in the spool file, set at the dot
         self.run = None          # the HookRun in progress
         self.closed = False
         self._hook_end = []

@@ -529,7 +529,6 @@ class Session:
         self.ctx.new_transaction_tables()
         self.ctx.headers = []
         self.ctx.headers_dirty = False
-        self.saw_blank_line = False
         self.ctx.client[b"id_trans"] = _b(self.transaction.id)
         self.state = p.MAIL
         code, text = yield from self._hook("mail", address, domain)

@@ -9,6 +9,11 @@ class Spool:
         self.size = 0
         self._file = open(self.path, "wb", buffering=65536)
 
+    @property
+    def writing(self):
+        """True while DATA is still being written (before the dot)."""
+        return self._file is not None
+
     def write(self, data):
         self._file.write(data)
         self.size += len(data)
@@ -18,17 +23,17 @@ class Spool:
             self._file.close()
             self._file = None
 
-    def rewrite_headers(self, headers, body_offset, had_blank_line):
-        """Replace the header section by `headers` (each without line end), keeping the body.
-        Written to a temporary file and renamed over the spool file, so a failure leaves the
-        original untouched."""
+    def rewrite_headers(self, headers, body_offset):
+        """Replace the header section by `headers` (each without line end), keeping the body
+        from `body_offset` (None: the message had no body). Written to a temporary file and
+        renamed over the spool file, so a failure leaves the original untouched."""
         self.close()
         temporary = self.path + ".tmp"
         with open(self.path, "rb") as source, open(temporary, "wb") as target:
             for header in headers:
                 target.write(header + b"\r\n")
             target.write(b"\r\n")
-            if had_blank_line:
+            if body_offset is not None:
                 source.seek(body_offset)
                 while True:
                     block = source.read(1 << 20)

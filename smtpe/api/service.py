@@ -49,7 +49,11 @@ class Services:
         """Track `job` (start() and cancel()) and start it; its on_done must come from
         self.completion(job)."""
         self.pending.add(job)
-        job.start()
+        try:
+            job.start()
+        except Exception:
+            self.pending.discard(job)
+            raise
 
     def completion(self, job, record=True):
         def done(result):
@@ -146,10 +150,14 @@ def _hosts(value):
     if value is None:
         return list(DEFAULT_HOSTS)
     if isinstance(value, (bytes, str)):
-        return split_hosts(value)
-    if hasattr(value, "values"):  # a Lua table: its array part, in order
-        return split_hosts([value[index] for index in range(1, len(value) + 1)])
-    raise TypeError("host list must be a string or an array of strings")
+        hosts = split_hosts(value)
+    elif hasattr(value, "values"):  # a Lua table: its array part, in order
+        hosts = split_hosts([value[index] for index in range(1, len(value) + 1)])
+    else:
+        raise TypeError("host list must be a string or an array of strings")
+    if not hosts:
+        raise ValueError("empty host list")
+    return hosts
 
 
 def _readable_file(path):
@@ -179,15 +187,16 @@ def install(api):
         """Wrap the job's completion with a log line (failures always, others if verbose)."""
         services = state()
         done = services.completion(job, record)
+        who = ident()  # now: when the job ends another connection's hook may be running
 
         def on_done(result):
             error = result.get("error")
             name = result["service_name"]
             if error:
-                log.warn("service %s" % error, ident())
+                log.warn("service %s" % error, who)
             elif log.verbose(name) or log.verbose("service"):
                 log.info("service %s %s: %s" % (name, result.get("service_host"),
-                                               _summary(result)), ident())
+                                               _summary(result)), who)
             done(result)
         return services, on_done
 
@@ -215,7 +224,7 @@ def install(api):
             return False
         method = (text(method) or b"CHECK").upper()
         ctx = api.current()
-        own_spool = ctx is not None and path == ctx.client[b"msg_file"]
+        own_spool = ctx is not None and path == _spool_path(ctx)
         if method == b"PROCESS" and own_spool and _spool_still_written(ctx):
             raise RuntimeError("service.spamd PROCESS needs the complete message (use it in hook.dot)")
         message = _message_parts(ctx) if own_spool else {}
@@ -301,6 +310,14 @@ def _modified_since(value):
     return http_service.date_to_seconds(text(value)) or None
 
 
+def _spool_path(ctx):
+    """The connection's own spool file (bytes), from the session's transaction. Read from
+    Python, not from the `client` table: lupa 2.8 misreads a table of the master state
+    (such as ctx.client) while a hook's coroutine is running ((thread, value) pairs)."""
+    path = getattr(getattr(ctx.session, "transaction", None), "spool_path", None)
+    return os.fsencode(path) if path else None
+
+
 def _message_parts(ctx):
     """What spamd should send for the connection's own spool file: the (possibly edited)
     header list and the body offset when the session knows them, and the envelope sender."""
@@ -329,4 +346,4 @@ def _processed_updater(ctx):
 def _spool_still_written(ctx):
     """True while DATA is still being spooled (the session's Spool has its file open)."""
     spool = getattr(ctx.session, "spool", None)
-    return spool is not None and getattr(spool, "_file", None) is not None
+    return spool is not None and spool.writing

@@ -76,7 +76,8 @@ class Job:
 
     def fail(self, reason):
         host = self.result.get("service_host")
-        self.finish(error="%s%s: %s" % (self.service_name, " " + host if host else "", reason))
+        where = " %s" % host if host else ""
+        self.finish(error="%s%s: %s" % (self.service_name, where, reason))
 
     def cancel(self):
         """Abandon the job: close its connection; on_done is not called."""

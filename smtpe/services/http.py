@@ -67,7 +67,7 @@ class HttpJob(Job):
         self.method = method
         self.modified_since = modified_since
         self.post = post
-        self.result.update(url=url, id=ident)
+        self.result.update(url=url, id=ident, service_host=self.target.host)
 
     def request(self):
         lines = [b"%s %s HTTP/1.0" % (self.method, self.target.target),
@@ -83,7 +83,7 @@ class HttpJob(Job):
         return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
     def exchange(self, stream):
-        self.result["service_host"] = self.target.host.encode()
+        self.result["service_host"] = self.target.host  # the URL's host, not host:port
         stream.read_until_eof(self.guard(self._replied), self.timeout, REPLY_LIMIT)
         stream.write(self.request())
 

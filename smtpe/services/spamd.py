@@ -1,9 +1,9 @@
 """spamd client (original-behaviour.md §7.3, DECISIONS.md "Services").
 
 Request: `<METHOD> SPAMC/1.5`, an exact `Content-length`, an optional `User`, a blank line,
-then the message: `Return-Path: <sender>` when the sender is known, then either the spool
-file as it is, or (when the caller passes the edited header list and the spool file's body
-offset) those headers, a blank line and the body from the spool file. The reply is read to
+then the message: `Return-Path: <sender>` when the sender is known (not for PROCESS), then
+either the spool file as it is, or (when the caller passes the edited header list and the
+spool file's body offset) those headers, a blank line and the body from the spool file. The reply is read to
 EOF: `SPAMD/1.1 0 EX_OK`, headers (`Spam: True ; 7.2 / 5.0`, `Content-length`), a blank
 line, and the method's output.
 
@@ -45,7 +45,11 @@ class SpamdJob(Job):
         self.user = user
         self.on_processed = on_processed
         self.result.update(file=self.path, is_spam=False)
-        self.return_line = None if return_path is None else b"Return-Path: <" + return_path + b">"
+        # The envelope sender helps scoring; PROCESS leaves it out, or it would end up in the
+        # rewritten message (spamd even copies it into the report's attached original).
+        self.return_line = None
+        if return_path is not None and method != b"PROCESS":
+            self.return_line = b"Return-Path: <" + return_path + b">"
         self.parts, self.length = self._message(headers, body_offset)
 
     def _message(self, headers, body_offset):
@@ -63,9 +67,8 @@ class SpamdJob(Job):
         request = b"%s SPAMC/1.5\r\nContent-length: %d\r\n" % (self.method, self.length)
         if self.user:
             request += b"User: " + self.user + CRLF
-        limit = REPLY_LIMIT + (self.length if self.method in (b"PROCESS", b"HEADERS") else 0)
-        self.limit = limit
-        stream.read_until_eof(self.guard(self._replied), self.timeout, limit + 1)
+        self.limit = REPLY_LIMIT + (self.length if self.method in (b"PROCESS", b"HEADERS") else 0)
+        stream.read_until_eof(self.guard(self._replied), self.timeout, self.limit + 1)
         self.send_parts([request + CRLF] + self.parts, on_sent=stream.shutdown_write)
 
     def _replied(self, data):
@@ -101,11 +104,10 @@ class SpamdJob(Job):
         if not blank or length is None or int(length.group(1)) != len(body):
             self.fail("incomplete PROCESS reply (%d bytes); the message is unchanged" % len(body))
             return
-        message = self._without_return_path(body)
         temporary = self.path + b".spamd"
         try:
             with open(temporary, "wb") as handle:
-                handle.write(message)
+                handle.write(body)
             os.replace(temporary, self.path)
         except OSError as exc:
             _unlink_quietly(temporary)
@@ -113,21 +115,8 @@ class SpamdJob(Job):
             return
         fields["reply"] = head + blank  # the message itself is in the file now
         if self.on_processed is not None:
-            self.on_processed(*split_headers(message))
+            self.on_processed(*split_headers(body))
         self.finish(**fields)
-
-    def _without_return_path(self, message):
-        """Drop the Return-Path line we added: it is envelope data, not part of the message."""
-        if self.return_line is None:
-            return message
-        line = self.return_line + CRLF
-        body_offset = split_headers(message)[1]
-        at = message.find(line)
-        while at > 0 and message[at - 1:at] != b"\n":
-            at = message.find(line, at + 1)
-        if at < 0 or at >= body_offset:
-            return message
-        return message[:at] + message[at + len(line):]
 
 
 def split_headers(message):

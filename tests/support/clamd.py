@@ -1,6 +1,7 @@
 """A real clamd (Debian clamav-daemon) for tests: own config and signature database in a tmp
 folder, listening on a high 127.0.0.1 port and a unix socket, stopped by PID. No freshclam,
 no system service: the database is two test signatures written here."""
+import atexit
 import os
 import shutil
 import socket
@@ -89,3 +90,23 @@ class Clamd:
         if self.process is not None:
             stop_process(self.process)
             self.process = None
+
+
+_shared = {}
+
+
+def shared_clamd(tmp_path_factory):
+    """One clamd for the whole test run, whichever module asks first (stopped at exit);
+    None when clamd is not installed. A failed start is raised to every caller."""
+    if "clamd" not in _shared:
+        if clamd_binary() is None:
+            _shared["clamd"] = None
+        else:
+            try:
+                _shared["clamd"] = Clamd(tmp_path_factory.mktemp("clamd")).start()
+                atexit.register(_shared["clamd"].stop)
+            except Exception as exc:
+                _shared["clamd"] = exc
+    if isinstance(_shared["clamd"], Exception):
+        raise _shared["clamd"]
+    return _shared["clamd"]

@@ -2,6 +2,7 @@
 PID. It uses the rules Debian ships in /usr/share/spamassassin (no sa-update), local tests
 only (-L: no DNS/network rules), no user configs and no Bayes, so results are offline and
 repeatable. GTUBE scores 1000."""
+import atexit
 import os
 import shutil
 import socket
@@ -75,3 +76,23 @@ class Spamd:
         if self.process is not None:
             stop_process(self.process)
             self.process = None
+
+
+_shared = {}
+
+
+def shared_spamd(tmp_path_factory):
+    """One spamd for the whole test run (stopped at exit); None when spamd is not installed.
+    A failed start is raised to every caller."""
+    if "spamd" not in _shared:
+        if spamd_binary() is None:
+            _shared["spamd"] = None
+        else:
+            try:
+                _shared["spamd"] = Spamd(tmp_path_factory.mktemp("spamd")).start()
+                atexit.register(_shared["spamd"].stop)
+            except Exception as exc:
+                _shared["spamd"] = exc
+    if isinstance(_shared["spamd"], Exception):
+        raise _shared["spamd"]
+    return _shared["spamd"]
