@@ -67,7 +67,8 @@ class Context:
 
     def new_transaction_tables(self):
         lua = self.engine.lua
-        self.mime = lua.table(parts=lua.table())
+        self.mime = lua.table()
+        self.mime[b"parts"] = lua.table()
         self.uri_found = lua.table()
         if self.engine.current is self:
             self.engine.enter(self)
@@ -240,7 +241,11 @@ class Api:
         return table
 
     def table(self, *items, **fields):
-        return self.lua.table(*items, **fields)
+        """A Lua table; keyword names become (byte) string keys."""
+        table = self.lua.table(*items)
+        for name, value in fields.items():
+            table[name.encode()] = value
+        return table
 
     def table_from(self, value):
         """A Lua table from nested Python dicts/lists (keys given as str become bytes)."""

@@ -56,3 +56,10 @@ def smtp_sink_path():
 
 def smtp_source_path():
     return package_binary("postfix", "usr/sbin/smtp-source")
+
+
+def postfix_env():
+    """Environment for the unpacked Postfix tools: their shared libraries sit beside them."""
+    root = extracted_package("postfix")
+    libraries = os.path.join(root, "usr", "lib", "postfix") if root else ""
+    return dict(os.environ, LD_LIBRARY_PATH=libraries + os.pathsep + os.environ.get("LD_LIBRARY_PATH", ""))

@@ -63,6 +63,7 @@ class Harness:
         self.options = Options(values)
         self.log_stream = io.StringIO()
         self.worker = Worker(self.options, Log(verbose=values["verbose"], stream=self.log_stream))
+        self.worker.loop.resolver = None   # no PTR lookups: protocol tests need no DNS server
         self.worker.engine.host_name = "mx.test"
         self.worker.replies.host = "mx.test"
         self.spool_dir = spool
