@@ -66,8 +66,13 @@ class Resolver:
         self._arm_timer()
 
     def submit(self, name, query_type, callback, query_class=pycares.QUERY_CLASS_IN):
-        """A raw pycares query; callback(result, error) as pycares gives it."""
-        self.channel.query(name, query_type, query_class=query_class, callback=callback)
+        """A raw pycares query; callback(result, error) as pycares gives it, always later
+        (c-ares may refuse a query at once, e.g. when no server is usable)."""
+        try:
+            self.channel.query(name, query_type, query_class=query_class, callback=callback)
+        except pycares.AresError as exc:
+            self.loop.call_soon(callback, None, exc.args[0] if exc.args else pycares.errno.ARES_ESERVFAIL)
+            return
         self._arm_timer()
 
     # -- what the server needs ---------------------------------------------------------------

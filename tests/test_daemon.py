@@ -174,27 +174,27 @@ def test_idle_timeout_sends_421_and_calls_hook_error(tmp_path):
 
 
 def test_fifty_interleaved_clients_whose_hooks_wait(tmp_path, sink):
-    """Each hook.mail waits (client.write of a continuation line, then a DNS wait against a
-    server that never answers); all fifty are inside hook.mail at once, proving that a
-    waiting hook suspends only its own client."""
-    from tests.support.fakedns import SilentDns
+    """Each hook.mail waits on an HTTP request to a server that answers after a second; all
+    fifty clients are inside hook.mail at once, which proves that a waiting hook suspends
+    only its own client, and each sees its own `client` table."""
+    from tests.support.faultpeer import FaultPeer
+    slow = FaultPeer("slow", reply=b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nok", delay=1.0)
+    slow.start()
     script = """
         inside, most = 0, 0
         function hook.mail(sender, domain)
             inside = inside + 1
             if inside > most then most = inside end
             client.mine = sender
-            dns.open()
-            dns.query(dns.class.IN, dns.type.A, "wait.example")
-            dns.wait(1)
+            service.http.request("http://127.0.0.1:%d/", "GET")
+            local results = service.wait(1)
             inside = inside - 1
             if client.mine ~= sender then return "451 crossed tables" end
-            return "250 2.1.0 ok " .. sender .. " most=" .. most
+            return "250 2.1.0 ok " .. sender .. " http=" .. tostring(results.http[1].rcode) .. " most=" .. most
         end
-    """
-    with SilentDns() as silent:
-        with daemon(tmp_path, script, dns_servers="127.0.0.1:%d" % silent.port, dns_max_timeout=3,
-                    smtp_smart_host="127.0.0.1:%d" % sink.port) as smtpe:
+    """ % slow.port
+    try:
+        with daemon(tmp_path, script, smtp_smart_host="127.0.0.1:%d" % sink.port) as smtpe:
             results = {}
 
             def one(number):
@@ -207,9 +207,11 @@ def test_fifty_interleaved_clients_whose_hooks_wait(tmp_path, sink):
                 thread.start()
             for thread in threads:
                 thread.join(90)
+    finally:
+        slow.stop()
     assert len(results) == 50
     for number, (code, text) in results.items():
-        assert code == 250 and text.startswith(b"2.1.0 ok s%d@x.org" % number)
+        assert code == 250 and text.startswith(b"2.1.0 ok s%d@x.org http=200" % number), text
     assert max(int(text.rsplit(b"most=", 1)[1]) for _, text in results.values()) == 50
 
 
