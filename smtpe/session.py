@@ -199,10 +199,14 @@ class Session:
             pending.cancel()
             self._step(None, gone)
 
+    def in_transaction(self):
+        """Between MAIL and the end-of-data reply (or RSET): what a drain lets finish."""
+        return self.state in (p.MAIL, p.RCPT, p.DATA)
+
     def drain(self):
         """Server shutdown: finish the current transaction, then 421 and close."""
         self.draining = True
-        if self._wants_input and self.state != p.DATA:
+        if self._wants_input and not self.in_transaction():
             self._wants_input = False
             self._step(None, ClientGone(0, 0, "shutting down", self.replies.shutting_down()))
 
@@ -245,7 +249,7 @@ class Session:
         try:
             yield from self._accept_phase()
             while self.close_code is None:
-                if self.draining and self.state != p.DATA:
+                if self.draining and not self.in_transaction():
                     raise ClientGone(0, 0, "shutting down", self.replies.shutting_down())
                 line = self.reader.next_line()
                 if line is None:
@@ -505,20 +509,29 @@ class Session:
             raise _Cancelled()
         return answer.strip()
 
-    def _cmd_mail(self, line, arg):
+    def _path_command(self, arg, for_mail):
+        """MAIL/RCPT argument -> (address, domain, parameters), or None once the error reply
+        (syntax, missing argument, bad path) is sent."""
         parsed = p.path_argument(arg)
         if parsed is None:
             yield from self._send(self.replies.syntax_error())
-            return
+            return None
         token, params = parsed
         if not token:
             yield from self._send(self.replies.missing_argument())
-            return
+            return None
         try:
-            address, domain = p.parse_path(token, True, self.worker.path_rules)
+            address, domain = p.parse_path(token, for_mail, self.worker.path_rules)
         except p.PathError as error:
             yield from self._send(self.replies.path_error(error.reason))
+            return None
+        return address, domain, params
+
+    def _cmd_mail(self, line, arg):
+        parsed = yield from self._path_command(arg, True)
+        if parsed is None:
             return
+        address, domain, params = parsed
         max_size = self.options.int("smtp-max-size")
         size = p.mail_parameters(params).get("SIZE")
         if max_size > 0 and size is not None and size.isdigit() and int(size) > max_size:
@@ -539,19 +552,10 @@ class Session:
             self.state = self.helo_state
 
     def _cmd_rcpt(self, line, arg):
-        parsed = p.path_argument(arg)
+        parsed = yield from self._path_command(arg, False)
         if parsed is None:
-            yield from self._send(self.replies.syntax_error())
             return
-        token, _ = parsed
-        if not token:
-            yield from self._send(self.replies.missing_argument())
-            return
-        try:
-            address, domain = p.parse_path(token, False, self.worker.path_rules)
-        except p.PathError as error:
-            yield from self._send(self.replies.path_error(error.reason))
-            return
+        address, domain, _ = parsed
         if not address:
             yield from self._send(self.replies.null_recipient())
             return
