@@ -20,5 +20,9 @@ test: setup
 test-quick: setup
 	$(PYTHON) -m pytest -q -x -m "not slow" tests
 
+# the single executable build/out/smtpe (PyInstaller one-file; see README)
+binary:
+	PYTHON=$(PYTHON) build/build.sh
+
 clean:
 	rm -rf build/lib* build/temp* build/out dist *.egg-info smtpe/_speedups/*.c smtpe/_speedups/*.so var

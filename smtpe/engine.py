@@ -262,11 +262,12 @@ class Api:
 
 
 class Engine:
-    def __init__(self, options, loop, log, script=None):
+    def __init__(self, options, loop, log, script=None, source=None):
         self.options = options
         self.loop = loop
         self.log = log
         self.script = script if script is not None else options.get("script")
+        self.source = source  # the script's bytes as read and checked earlier; None: read the file
         self.cpu_budget = float(options.get("lua-hook-cpu"))
         self.wall_budget = float(options.get("lua-hook-timeout"))
         max_memory = int(options.get("lua-max-memory")) * 1024 * 1024
@@ -300,10 +301,26 @@ class Engine:
 
     def _load_file(self, path):
         """Load and run the script; errors name the file and line (Lua's own message)."""
+        if self.source is not None:
+            return self._load_source(path, self.source)
         if not path or not os.path.isfile(path):
             raise ScriptError("%s: no such script file" % path)
         try:
             self.lua.globals()[b"__engine_load"](os.fsencode(path))
+        except lua51.LuaError as exc:
+            raise ScriptError(_text(exc.args[0] if exc.args else exc).splitlines()[0]) from None
+
+    def _load_source(self, path, source):
+        """The script from bytes read before (a worker runs what the supervisor checked, not
+        whatever the file holds when the worker starts), named as the file so that errors
+        still name file and line."""
+        if source.startswith(b"#"):  # loadfile skips a first #! line; keep the line numbers
+            source = source[source.find(b"\n"):] if b"\n" in source else b""
+        try:
+            loaded = self.lua.globals()[b"loadstring"](source, b"@" + os.fsencode(path))
+            if isinstance(loaded, tuple):  # nil, message
+                raise ScriptError(_text(loaded[1]).splitlines()[0])
+            loaded()
         except lua51.LuaError as exc:
             raise ScriptError(_text(exc.args[0] if exc.args else exc).splitlines()[0]) from None
 

@@ -17,6 +17,23 @@ from .smtpclient import Timeouts
 from .transport import SocketTransport
 
 ACCEPTS_PER_WAKEUP = 64
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+_held = []
+
+
+def hold_signals():
+    """Until a loop handles them, remember TERM/INT/HUP/QUIT instead of dying of them: a
+    HUP soon after start (svc -h, say) must neither kill the daemon nor be lost."""
+    del _held[:]
+    for number in SIGNALS:
+        signal.signal(number, lambda number, frame: _held.append(number))
+
+
+def held_signals():
+    """The signals held so far, oldest first (and forget them)."""
+    taken = list(_held)
+    del _held[:]
+    return taken
 
 
 def open_listeners(options):
@@ -62,14 +79,14 @@ class Worker:
     """One event loop serving clients with one master Lua state (two during a reload)."""
 
     def __init__(self, options, log, listeners=(), loop=None, client_rates=None, global_rate=None,
-                 init_on_reload=True):
+                 init_on_reload=True, script_source=None):
         self.options = options
         self.log = log
         self.loop = loop or Loop()
         self.listeners = list(listeners)
         self.loop.resolver = dns.Resolver.from_options(self.loop, options)
         self.loop.resolve_host = self.loop.resolver.resolve_host
-        self.engine = Engine(options, self.loop, log)
+        self.engine = Engine(options, self.loop, log, source=script_source)
         self.replies = Replies(self.engine.host_name, options.get("smtp-error-url"))
         self.helo_name = self.engine.host_name
         self.session_ids = SessionIds()
@@ -112,6 +129,14 @@ class Worker:
             self.accepting = False
             for listener in self.listeners:
                 self.loop.remove_reader(listener.fileno())
+
+    def close_listeners(self):
+        """Draining: new clients are refused at once (they try again or another MX) instead
+        of waiting in the listen queue until we exit."""
+        self.stop_accepting()
+        for listener in self.listeners:
+            listener.close()
+        self.listeners = []
 
     def _accept(self, listener):
         for _ in range(ACCEPTS_PER_WAKEUP):
@@ -164,10 +189,12 @@ class Worker:
         writer.setblocking(False)
         self._signal_socket = (reader, writer)
         signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        for number in SIGNALS:
             signal.signal(number, lambda *_: None)  # handled in the loop via the wakeup fd
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.loop.add_reader(reader.fileno(), self._on_signal)
+        for number in held_signals():  # arrived during start-up
+            self.loop.call_soon(self.handle_signal, number)
 
     def _on_signal(self):
         try:
@@ -193,6 +220,7 @@ class Worker:
         """Stop accepting; let sessions finish their transaction, then 421 them."""
         self.stopping = True
         self.stop_accepting()
+        self.close_listeners()
         for session in list(self.sessions):
             session.drain()
         if not self.sessions:

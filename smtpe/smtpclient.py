@@ -146,8 +146,12 @@ class _Dialogue:
         self.result.error = error
         if text:
             self.result.text = text
-        if self.stream is not None:
-            self.stream.close()
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            if error is None and not stream.closed:
+                _say_goodbye(stream, self.timeouts.command)
+            else:
+                stream.close()
         self.on_done(self.result)
 
     def cancel(self):
@@ -189,12 +193,7 @@ class _Dialogue:
             if code in (250, 251):
                 accepted += 1
         result.accepted = accepted
-        if self.source is None:        # call-ahead: the last RCPT reply is the result
-            yield "send", b"QUIT\r\n"
-            self.finish(code, None, reply)
-            return
-        if accepted == 0:
-            yield "send", b"QUIT\r\n"
+        if self.source is None or accepted == 0:  # call-ahead, or nobody to deliver to
             self.finish(code, None, reply)
             return
         code, reply = yield from self.command(b"DATA\r\n")
@@ -209,10 +208,14 @@ class _Dialogue:
             raise _Failure(ERROR_FILE, "reading the message: %s" % exc.strerror) from None
         self.current_timeout = self.timeouts.dot
         reply = yield "reply", self.timeouts.dot
-        code = _code(reply)
-        self.current_timeout = self.timeouts.command
-        yield "send", b"QUIT\r\n"
-        self.finish(code, None, reply)
+        self.finish(_code(reply), None, reply)
+
+
+def _say_goodbye(stream, timeout):
+    """QUIT and wait for its reply before closing (closing with the reply unread would reset
+    the connection). The result has been reported already; this only tidies up."""
+    stream.write(b"QUIT\r\n")
+    stream.read_line(lambda line: stream.close(), min(timeout, 10))
 
 
 def _message_blocks(source):

@@ -11,19 +11,27 @@ import signal
 import sys
 import time
 
+from . import frozen
 from .engine import Engine, ScriptError
 from .loop import Loop
 from .ratelimit import SharedClientRates, SharedGlobalRate
-from .server import Worker, open_listeners
+from .server import SIGNALS, Worker, held_signals, hold_signals, open_listeners
 
 RESPAWN_PAUSE = 1.0   # a worker that dies this soon after its start is restarted no faster
 
 
 def serve(options, log):
+    if options.flag("daemon") and frozen.must_start_copy():  # the one-file binary
+        return frozen.start_copy(sys.argv[1:])
+    if frozen.is_onefile():  # the bootloader process is our parent: go when it goes
+        _die_with_parent(os.getppid())
+    if not options.flag("test"):
+        hold_signals()
     for name in ("script", "spool-dir"):  # a detached daemon runs in /
         if options.get(name):
             options.set(name, os.path.abspath(options.get(name)))
-    Engine(options, Loop(), log).run_init()
+    source = read_script(options)
+    Engine(options, Loop(), log, source=source).run_init()
     if options.flag("test"):
         from .testmode import run_test_session
         return run_test_session(options, log)
@@ -34,16 +42,27 @@ def serve(options, log):
     log.info("smtpe started on port %d, %d worker(s), script %s" % (
         options.int("smtp-server-port"), count, options.get("script")))
     if count <= 1:
-        Worker(options, log, listeners).serve()
+        Worker(options, log, listeners, script_source=source).serve()
     else:
-        Supervisor(options, log, listeners, count).run()
+        Supervisor(options, log, listeners, count, source).run()
     log.info("terminated")
     return 0
 
 
+def read_script(options):
+    """The script's bytes, read once: what was checked is what the workers load, even when
+    the file is edited before a worker starts (or restarts) and no HUP was sent."""
+    try:
+        with open(options.get("script"), "rb") as handle:
+            return handle.read()
+    except (OSError, TypeError):
+        return None  # the engine reports the missing file
+
+
 class Supervisor:
-    def __init__(self, options, log, listeners, count):
+    def __init__(self, options, log, listeners, count, source=None):
         self.options = options
+        self.source = source       # the checked script, for workers started from now on
         self.log = log
         self.listeners = listeners
         self.count = count
@@ -54,8 +73,9 @@ class Supervisor:
         self.stopping = False
 
     def run(self):
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        for number in SIGNALS:
             signal.signal(number, lambda number, frame: self.signals.append(number))
+        self.signals[:0] = held_signals()  # arrived during start-up
         for _ in range(self.count):
             self.spawn()
         while self.workers:
@@ -69,14 +89,16 @@ class Supervisor:
         return 0
 
     def spawn(self):
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-                    signal.signal(number, signal.SIG_DFL)
+                hold_signals()  # until the worker's loop runs
+                _die_with_parent(supervisor)
                 Worker(self.options, self.log, self.listeners, client_rates=self.client_rates,
-                       global_rate=self.global_rate, init_on_reload=False).serve()
+                       global_rate=self.global_rate, init_on_reload=False,
+                       script_source=self.source).serve()
             except BaseException as exc:  # the worker must never return into the supervisor
                 self.log.error("worker %d failed: %s" % (os.getpid(), exc))
                 code = 1
@@ -103,13 +125,17 @@ class Supervisor:
         if number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             self.log.info("signal %d received: stopping %d worker(s)" % (number, len(self.workers)))
             self.stopping = True
+            for listener in self.listeners:  # the workers close theirs: the port is released
+                listener.close()
             self.tell_workers(signal.SIGQUIT if number == signal.SIGQUIT else signal.SIGTERM)
         elif number == signal.SIGHUP:
+            source = read_script(self.options)
             try:
-                Engine(self.options, Loop(), self.log).run_init()
+                Engine(self.options, Loop(), self.log, source=source).run_init()
             except ScriptError as exc:
                 self.log.error("reload refused, workers keep the running script: %s" % exc)
                 return
+            self.source = source
             self.tell_workers(signal.SIGHUP)
 
     def tell_workers(self, number):
@@ -120,6 +146,18 @@ class Supervisor:
                 pass
 
 
+def _die_with_parent(parent):
+    """Linux: have SIGTERM (a drain) sent to us when `parent` dies, even by SIGKILL (svc -k),
+    instead of serving on as an orphan that holds the port the restarted daemon needs."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _describe(status):
     if os.WIFSIGNALED(status):
         return "signal %d" % os.WTERMSIG(status)
@@ -128,6 +166,9 @@ def _describe(status):
 
 def _detach():
     """+daemon: fork, new session, cwd /, stdio to /dev/null (logging goes to syslog)."""
+    if frozen.is_copy():  # already in a session of its own (smtpe.frozen)
+        frozen.copy_is_ready()
+        return
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
