@@ -27,7 +27,6 @@ def end_of_data(session):
     max_size = session.options.int("smtp-max-size")
     spool = session.spool
     held = None                      # (code, text) returned by a content hook
-    session.saw_blank_line = False
     size = 0
     while True:
         chunk, done = reader.read_data()
@@ -72,7 +71,6 @@ def _scanner_events(session, events, has, held):
             if has["header"]:
                 held = _hold((yield from session._hook("header", value)), held)
         elif kind == EOH:
-            session.saw_blank_line = True
             if has["eoh"]:
                 held = _hold((yield from session._hook("eoh")), held)
         elif kind == BODY and has["body"]:
@@ -93,7 +91,8 @@ def _decide(session, transaction, scanner, size, max_size, held):
         return _b(replies.line_too_long())
     # Where the body starts in the spool file (header edits and spamd need it; a spamd
     # PROCESS that rewrites the file moves it).
-    session.ctx.body_offset = scanner.eoh_offset if session.saw_blank_line else None
+    # The scanner reports EOH at the end even without a blank line; eoh_offset stays 0 then.
+    session.ctx.body_offset = scanner.eoh_offset if scanner.eoh_offset > 0 else None
     mime_api.publish(session.ctx, scanner)
     path = transaction.spool_path
     code, text = yield from session._hook("dot", path.encode())

@@ -17,6 +17,7 @@ from .ids import TransactionIds
 from .spool import Spool
 from .waits import Wait
 from .delivery import end_of_data
+from ._speedups.linereader import TOO_LONG, LineReader
 
 READ = object()          # yielded by the dialogue: wait for more client input
 CRLF = b"\r\n"
@@ -77,7 +78,6 @@ class Session:
         self.ident = self.id_sess
         self.trans_ids = TransactionIds(self.id_sess)
         self.ctx = self.engine.new_context(self)
-        from ._speedups.linereader import LineReader
         self.reader = LineReader()
         self.host = "[%s]" % self.address
         self.helo_arg = b""
@@ -379,7 +379,6 @@ class Session:
 
     # ---------------------------------------------------------------- commands
     def _command(self, line):
-        from ._speedups.linereader import TOO_LONG
         if line is TOO_LONG:
             yield from self._send(self.replies.line_too_long(), hooks=True)
             return

@@ -304,3 +304,18 @@ def test_header_edits_reach_the_spool_before_forward(tmp_path):
     assert client.send("Subject: hi\r\nX-Drop: me\r\nFrom: a@b.cd\r\n\r\nbody\r\n.\r\n") == "250 ok\r\n"
     assert harness.worker.engine.lua.eval("seen") == (
         b"Received: by test\r\nSubject: [tagged] hi\r\nFrom: a@b.cd\r\n\r\nbody\r\n")
+
+
+def test_header_edits_of_a_message_without_body_keep_each_header_once(tmp_path):
+    """No blank line: the whole message is its header section, and nothing follows it."""
+    harness = Harness(tmp_path, """
+        function hook.dot() header.add("X-Tag: yes") end
+        function hook.forward(path)
+            local f = io.open(path, "rb"); seen = f:read("*a"); f:close()
+            return "250 ok"
+        end
+    """)
+    client = helo(harness)
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    assert client.send("Subject: hi\r\nFrom: a@b.cd\r\n.\r\n") == "250 ok\r\n"
+    assert harness.worker.engine.lua.eval("seen") == b"Subject: hi\r\nFrom: a@b.cd\r\nX-Tag: yes\r\n\r\n"

@@ -1,33 +1,34 @@
-"""`mime.parts` and `uri.found` of the current message, from the message scanner.
+"""`mime.parts` and `uri.found` of the current message, from the message scanner
+(smtpe._speedups.scanner.MessageScanner; rules in shared/spec/helpers.md §3-4 and
+original-behaviour.md §4.5-4.6).
 
-The session calls `publish(ctx, scanner)` once the message is complete, before hook.dot.
-`uri.found` holds each URI once, keyed by the MD5 (hex) of its raw text, with the keys also
-in the array part so `#uri.found` and ipairs work (shared/smtpe-api.txt)."""
+The session calls `publish(ctx, scanner)` once the message is complete (after
+scanner.finish()), just before hook.dot:
+* mime.parts[i] = {md5_encoded, md5_decoded, part_length, body_length, content_type,
+  content_transfer_encoding} for each MIME part, in message order (1 = the top level);
+* uri.found holds each URI once: its key, the lower-case hex MD5 of uri_raw, is appended to
+  the array part (so `#uri.found` counts unique URIs and ipairs yields keys) and
+  uri.found[key] = {uri_raw, uri_decoded, scheme, scheme_info, user_info, host, port, path,
+  query, fragment, mime_part}. The first occurrence wins.
+The tables are the connection's own (ctx.mime, ctx.uri_found, made afresh at MAIL); entries
+go after any already there.
+"""
 import hashlib
-
-PART_FIELDS = ("md5_encoded", "md5_decoded", "part_length", "body_length", "content_type",
-               "content_transfer_encoding")
-URI_FIELDS = ("uri_raw", "uri_decoded", "scheme", "scheme_info", "user_info", "host", "port",
-              "path", "query", "fragment", "mime_part")
 
 
 def publish(ctx, scanner):
-    lua = ctx.engine.lua
+    to_lua = ctx.engine.to_lua
     parts = ctx.mime[b"parts"]
-    for index, part in enumerate(scanner.parts, 1):
-        entry = lua.table()
-        for name in PART_FIELDS:
-            entry[name.encode()] = part[name]
-        parts[index] = entry
+    count = len(parts)
+    for part in scanner.parts:
+        count += 1
+        parts[count] = to_lua(part)
     found = ctx.uri_found
-    count = 0
+    count = len(found)
     for uri in scanner.uris:
-        key = hashlib.md5(uri["uri_raw"]).hexdigest().encode()
+        key = hashlib.md5(uri["uri_raw"]).hexdigest().encode("ascii")
         if found[key] is not None:
             continue
-        entry = lua.table()
-        for name in URI_FIELDS:
-            entry[name.encode()] = uri.get(name)
         count += 1
         found[count] = key
-        found[key] = entry
+        found[key] = to_lua(uri)
