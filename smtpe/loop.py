@@ -4,8 +4,14 @@ Everything in a worker (client sockets, smart-host connections, DNS, services) r
 Loop. Callbacks are plain callables; there are no futures. Knows nothing of SMTP or Lua.
 """
 import heapq
+import itertools
 import selectors
 import time
+
+# Cancelled timers stay in the heap until they reach its top (a read timeout of 300 s that
+# was cancelled after a millisecond stays for 300 s); once they are the majority of a heap
+# this large, the heap is rebuilt without them, so its size follows the live timers.
+COMPACT_MIN = 512
 
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
@@ -13,20 +19,23 @@ EVENT_WRITE = selectors.EVENT_WRITE
 
 class Timer:
     """A pending call_later; cancel() is cheap (lazy removal from the heap)."""
-    __slots__ = ("when", "callback", "args", "cancelled")
+    __slots__ = ("when", "callback", "args", "cancelled", "_loop")
 
-    def __init__(self, when, callback, args):
+    def __init__(self, when, callback, args, loop=None):
         self.when = when
         self.callback = callback
         self.args = args
         self.cancelled = False
+        self._loop = loop      # while the timer is in that loop's heap
 
     def cancel(self):
+        if self.cancelled:
+            return
         self.cancelled = True
         self.callback = self.args = None
-
-    def __lt__(self, other):
-        return self.when < other.when
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop._timer_cancelled()
 
 
 class Loop:
@@ -34,7 +43,9 @@ class Loop:
         self._selector = selectors.DefaultSelector()
         self._readers = {}
         self._writers = {}
-        self._timers = []
+        self._timers = []          # heap of (when, sequence, Timer): compared in C, FIFO on ties
+        self._sequence = itertools.count()
+        self._cancelled = 0        # cancelled timers still in the heap
         self._soon = []
         self._running = False
         self.time = time.monotonic
@@ -75,9 +86,18 @@ class Loop:
 
     # -- time ---------------------------------------------------------------------------
     def call_later(self, delay, callback, *args):
-        timer = Timer(self.time() + delay, callback, args)
-        heapq.heappush(self._timers, timer)
+        when = self.time() + delay
+        timer = Timer(when, callback, args, self)
+        heapq.heappush(self._timers, (when, next(self._sequence), timer))
         return timer
+
+    def _timer_cancelled(self):
+        self._cancelled += 1
+        if self._cancelled > COMPACT_MIN and self._cancelled * 2 > len(self._timers):
+            # in place: _run_timers may be walking this very list
+            self._timers[:] = [entry for entry in self._timers if not entry[2].cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled = 0
 
     def call_soon(self, callback, *args):
         self._soon.append((callback, args))
@@ -110,23 +130,27 @@ class Loop:
         if self._soon:
             return 0
         timers = self._timers
-        while timers and timers[0].cancelled:
+        while timers and timers[0][2].cancelled:
             heapq.heappop(timers)
+            self._cancelled -= 1
         timeout = max_wait
         if timers:
-            due = max(0.0, timers[0].when - self.time())
+            due = max(0.0, timers[0][0] - self.time())
             timeout = due if timeout is None else min(timeout, due)
         return timeout
 
     def _run_timers(self):
         timers = self._timers
         now = self.time()
-        while timers and (timers[0].cancelled or timers[0].when <= now):
-            timer = heapq.heappop(timers)
-            if not timer.cancelled:
-                callback, args = timer.callback, timer.args
-                timer.cancel()
-                callback(*args)
+        while timers and (timers[0][0] <= now or timers[0][2].cancelled):
+            timer = heapq.heappop(timers)[2]
+            if timer.cancelled:
+                self._cancelled -= 1
+                continue
+            timer._loop = None     # out of the heap: a later cancel() has nothing to count
+            callback, args = timer.callback, timer.args
+            timer.cancel()
+            callback(*args)
 
     def _run_soon(self):
         # Calls queued while running wait for the next turn, so a chain of call_soon never

@@ -37,7 +37,9 @@ class Stream:
     """A connected non-blocking socket with buffered writes and callback-style reads.
 
     Read callbacks receive bytes, or None on EOF, error or timeout (then `self.error` says
-    which). One read request at a time; writes may be queued at any moment.
+    which). One read request at a time; writes may be queued at any moment. Once a socket
+    error happened the stream is `broken`: later reads fail at once, writes are dropped, and
+    every `on_drained` is still called (check `.broken`), so no writer or reader waits forever.
     """
 
     def __init__(self, loop, sock, host_label):
@@ -51,7 +53,8 @@ class Stream:
         self._reader = None  # (kind, callback, arg)
         self._timer = None
         self._eof = False
-        self._on_drained = None
+        self._drain_waiters = []
+        self.broken = False
         self.closed = False
 
     # -- connecting ------------------------------------------------------------------------
@@ -65,10 +68,16 @@ class Stream:
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, data, on_drained=None):
+        """Queue `data`; on_drained() once everything queued so far has left (or the stream
+        broke). Every waiter is kept: a later write never cancels an earlier one's callback."""
         if self.closed:
             return
+        if on_drained is not None:
+            self._drain_waiters.append(on_drained)
+        if self.broken:
+            self._drained()
+            return
         self._outbuf += data
-        self._on_drained = on_drained
         self._flush()
 
     def _flush(self):
@@ -84,12 +93,17 @@ class Stream:
             # always "writable", which would spin the loop) and drop what cannot be sent.
             self.loop.remove_writer(self.fd)
             self._outbuf.clear()
-            self._on_drained = None
             self._fail(exc.strerror or str(exc))
+            self._drained()
             return
         self.loop.remove_writer(self.fd)
-        callback, self._on_drained = self._on_drained, None
-        if callback is not None:
+        self._drained()
+
+    def _drained(self):
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for callback in waiters:
+            if self.closed:
+                return
             callback()
 
     @property
@@ -120,8 +134,12 @@ class Stream:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self.loop.call_later(timeout, self._timed_out) if timeout else None
-        if not self._satisfy():
-            self.loop.add_reader(self.fd, self._on_readable)
+        if self._satisfy():
+            return
+        if self.broken:  # a write failed: no answer can come, and the socket may never wake us
+            self._finish(None, self.error)
+            return
+        self.loop.add_reader(self.fd, self._on_readable)
 
     def _on_readable(self):
         try:
@@ -191,6 +209,7 @@ class Stream:
 
     def _fail(self, reason):
         self.error = reason
+        self.broken = True
         if self._reader is not None:
             self._finish(None, reason)
 
@@ -282,7 +301,10 @@ class _Connector:
             return
         sock.setblocking(False)
         code = sock.connect_ex(target)
-        if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
+        # EAGAIN is "in progress" only for TCP; on a unix socket it means the listen queue is
+        # full, and that connect never completes.
+        pending = (errno.EINPROGRESS,) if family == socket.AF_UNIX else (errno.EINPROGRESS, errno.EAGAIN)
+        if code != 0 and code not in pending:
             sock.close()
             self.last_error = "%s: %s" % (self.label, errno.errorcode.get(code, code))
             self.loop.call_soon(self.next_host)

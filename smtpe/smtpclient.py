@@ -1,256 +1,649 @@
 """An SMTP client on the loop: smart-host forwarding and smtp.sendfile/sendstring.
 
-`send_mail(...)` delivers one message (or only probes recipients: call-ahead) and reports a
-`Result` through a callback; it never raises into the caller and every wait has a deadline.
-The dialogue is a generator driven by `_Dialogue`: it yields ("reply", timeout) to read a
-whole (multi-line) reply or ("send", data) to write and wait until the data is sent.
+`send_mail(...)` delivers one message to the first host that greets, or only asks about
+the recipients (call-ahead), and reports a `Result` through `on_done`: exactly once, never
+from inside send_mail, never by raising. Every wait has a deadline: the connect, each reply,
+the reply to the final dot, and a host that stops reading the message.
 
-Spool files hold the real message (CRLF, unstuffed), so the client dot-stuffs on the way out
-and makes sure the data ends with CRLF before the final dot. Files are streamed in blocks.
+The dialogue is original-behaviour.md §5.1 with DECISIONS.md and these choices:
+* The next host is tried when connecting fails *or the host does not greet with 220* (a
+  421/554 greeting, silence, garbage, a closed connection): nothing has been said yet, so
+  another host cannot get the message twice. After the greeting a failure ends the attempt.
+* EHLO, then HELO when EHLO is not answered 250. The AUTH line is never replayed.
+* `MAIL FROM:<sender>` carries `SIZE=` and `BODY=8BITMIME` only when the host advertises
+  them: SIZE lets it refuse an oversized message before 10 MB cross the wire, and
+  BODY=8BITMIME truthfully declares the 8-bit octets we pass through untouched.
+* With PIPELINING advertised, MAIL, every RCPT and DATA go out in one write (RFC 2920) and
+  the replies are read in order: two round trips fewer per message on the hot path.
+* A recipient counts as accepted on 250 or 251: both promise delivery, and the API text
+  speaks of "successful recipients accepted" (the original counted only 250).
+* DATA is not sent when no recipient was accepted; the last RCPT reply is the result.
+* Spool files hold the real message (CRLF lines, not dot-stuffed). It goes out dot-stuffed,
+  bare CR or LF turned into CRLF (a bare LF before a dot could end the data early at a
+  lenient host: SMTP smuggling), with a CRLF added when missing before the final dot. It
+  is read and queued block by block as the socket drains: memory stays bounded.
+* QUIT ends a finished dialogue; the result is reported without waiting for its reply.
 """
+import os
+import socket
 from collections import namedtuple
 
+from .hostlist import split_hosts
 from .netclient import Stream
 
-Timeouts = namedtuple("Timeouts", "connect command dot")
+Timeouts = namedtuple("Timeouts", "connect command dot")  # seconds
 
-BLOCK = 256 * 1024
 # smtp.code pseudo codes of the original for failures that are not SMTP replies
-ERROR, ERROR_CONNECT, ERROR_TIMEOUT, ERROR_EOF, ERROR_IO, ERROR_FILE = 100, 110, 120, 130, 100, 140
+ERROR, ERROR_CONNECT, ERROR_TIMEOUT, ERROR_EOF, ERROR_IO = 100, 110, 120, 130, 140
+NO_HOST = 451            # no host greeted us: try again later (the original's code)
+
+DEFAULT_PORT = 25
+BLOCK = 64 * 1024        # message bytes read per step
+HIGH_WATER = 256 * 1024  # queued output above which we wait for the socket to drain
+LINE_LIMIT = 4096        # a longer reply line is garbage (RFC 5321 says 512)
+MAX_REPLY_LINES = 200
+GOODBYE_TIMEOUT = 5.0    # seconds we keep a connection open for the reply to QUIT
+
+SEND_MESSAGE = object()  # what the dialogue yields to have the message sent
+_NOTHING = object()
 
 
 class Result:
-    """Outcome of one delivery attempt."""
+    """Outcome of one delivery attempt.
 
-    def __init__(self):
-        self.code = ERROR_CONNECT
+    code: the last reply's code, or a pseudo code (ERROR_* for a transport failure after the
+    greeting, NO_HOST when no host greeted). text: that reply (bytes, CRLF lines; b"" for
+    pseudo codes). recipient_replies: per recipient the first line of its RCPT reply (bytes,
+    no CRLF), None when not answered or when MAIL failed. accepted: recipients answered 250
+    or 251. mail_accepted: MAIL got 250. host: label of the host that greeted, None if none
+    did. error: what went wrong below SMTP (str), None when every reply was read. stage:
+    the step the result comes from (connect, greeting, EHLO, HELO, MAIL, RCPT, DATA,
+    message, dot).
+    """
+    __slots__ = ("code", "text", "recipient_replies", "accepted", "mail_accepted", "host",
+                 "error", "stage")
+
+    def __init__(self, count):
+        self.code = NO_HOST
         self.text = b""
-        self.recipient_replies = []
+        self.recipient_replies = [None] * count
         self.accepted = 0
+        self.mail_accepted = False
         self.host = None
-        self.error = None          # transport problem in words, or None
+        self.error = None
+        self.stage = "connect"
 
     @property
     def ok(self):
         return 200 <= self.code <= 299
 
+    @property
+    def transport_failed(self):
+        return self.error is not None
+
     def describe(self):
-        where = self.host or "no host"
+        where = "%s: %s" % (self.host or "no host", self.stage)
         if self.error:
             return "%s: %s (code %d)" % (where, self.error, self.code)
-        return "%s: %s" % (where, self.text.decode("latin-1", "replace").strip())
+        return "%s: %s" % (where, _first_line(self.text).decode("latin-1"))
+
+    def __repr__(self):
+        return "<Result %s>" % self.describe()
 
 
-class _Failure(Exception):
-    def __init__(self, code, error):
-        super().__init__(error)
+class Reply:
+    __slots__ = ("code", "text", "stage")
+
+    def __init__(self, code, text, stage):
         self.code = code
-        self.error = error
+        self.text = text
+        self.stage = stage        # what it answers: greeting, EHLO, MAIL, RCPT, ...
+
+    @property
+    def first_line(self):
+        return _first_line(self.text)
 
 
-def send_mail(loop, hosts, sender, recipients, source, timeouts, helo_name, on_done):
-    """Deliver to the first host that accepts a connection. `source`: a spool file path
-    (str), the message (bytes) or None (call-ahead: stop after RCPT). Returns a handle with
-    cancel(); on_done(Result) is called once, unless cancelled."""
-    dialogue = _Dialogue(loop, list(hosts), sender, list(recipients), source, timeouts,
-                         helo_name, on_done)
-    dialogue.start()
-    return dialogue
+def send_mail(loop, hosts, sender, recipients, source, timeouts, helo_name, on_done, pipelining=True):
+    """Deliver `source` from `sender` to `recipients` through the first host of `hosts` that
+    greets. hosts: host strings (hostlist syntax) or one string listing them. sender,
+    recipients: addresses without angle brackets (bytes or str; "" is the null sender).
+    source: a spool file path (str), the message (bytes), or None for call-ahead (stop after
+    RCPT). timeouts: a Timeouts. helo_name: our name for EHLO/HELO (None: this host's FQDN).
+    pipelining=False never pipelines. Returns a handle whose cancel() abandons the delivery
+    (on_done is then never called); otherwise on_done(Result) once, from the loop."""
+    delivery = _Delivery(loop, hosts, sender, recipients, source, timeouts, helo_name, on_done, pipelining)
+    loop.call_soon(delivery.start)
+    return delivery
 
 
-class _Dialogue:
-    def __init__(self, loop, hosts, sender, recipients, source, timeouts, helo_name, on_done):
+class _Delivery:
+    def __init__(self, loop, hosts, sender, recipients, source, timeouts, helo_name, on_done, pipelining):
         self.loop = loop
-        self.hosts = hosts
-        self.sender = sender
-        self.recipients = recipients
+        self.arguments = (hosts, sender, recipients, helo_name)
         self.source = source
         self.timeouts = timeouts
-        self.helo_name = helo_name.encode() if isinstance(helo_name, str) else helo_name
         self.on_done = on_done
-        self.result = Result()
-        self.result.recipient_replies = list(recipients)
-        self.stream = None
-        self.connecting = None
-        self.steps = None
-        self.reply_lines = []
-        self.current_timeout = timeouts.command
+        self.pipelining = pipelining
+        self.result = Result(0)       # sized once the recipients are checked
         self.finished = False
+        self.hosts = []
+        self.last_error = "no host given"
+        self.attempt = 0
+        self.connector = None
+        self.stream = None
+        self.message = None          # _Message, opened before connecting
+        self.steps = None            # the dialogue generator
+        self.settled = None          # a reply that decides the result if the host now drops us
+        self.abort_data = False      # DATA got 354 but nothing will be sent: close, no QUIT
+        self.quit_sent = False       # QUIT went out with the end of the message
+        self.timer = None            # write-stall timer while the message is sent
+        self.stall_mark = 0          # bytes queued when it was armed
+        self.chunks = None
+        # reply assembly (see _want_reply)
+        self.reply_lines = []
+        self.reply_deadline = 0.0
+        self.reply_then = None
+        self.in_read = False
+        self.early_line = _NOTHING
+        # loop and stream callbacks, guarded once
+        self._connected_cb = self._guarded(self._connected)
+        self._line_cb = self._guarded(self._line_arrived)
+        self._drained_cb = self._guarded(self._drained)
+        self._pump_cb = self._guarded(self._pump)
+        self._stalled_cb = self._guarded(self._write_stalled)
 
-    # -- driving ---------------------------------------------------------------------------
+    # -- life cycle ----------------------------------------------------------------------
     def start(self):
-        if not self.hosts:
-            self.finish(ERROR_CONNECT, "no host given")
-            return
-        self.connecting = Stream.connect(self.loop, self.hosts, 25, self.timeouts.connect, self.connected)
-
-    def connected(self, stream, reason=None):
-        self.connecting = None
-        if self.finished:
-            if stream is not None:
-                stream.close()
-            return
-        if stream is None:
-            self.finish(451, reason or "connect failed")  # no host reachable: try again later
-            return
-        self.stream = stream
-        self.result.host = stream.host
-        self.steps = self.conversation()
-        self.advance(None)
-
-    def advance(self, value):
-        while not self.finished:
-            try:
-                kind, argument = self.steps.send(value)
-            except StopIteration:
-                return
-            except _Failure as failure:
-                self.finish(failure.code, failure.error)
-                return
-            if kind == "reply":
-                self.reply_lines = []
-                self.stream.read_line(self.on_line, argument)
-            else:
-                self.stream.write(argument, self.on_sent)
-            return
-
-    def on_line(self, line):
         if self.finished:
             return
-        if line is None:
-            error = self.stream.error or "connection closed"
-            code = ERROR_TIMEOUT if error == "timed out" else ERROR_EOF
-            self.fail_step(code, error)
-            return
-        self.reply_lines.append(line)
-        if len(line) >= 4 and line[3:4] == b"-":
-            self.stream.read_line(self.on_line, self.current_timeout)
-            return
-        reply = b"".join(self.reply_lines)
-        self.advance(reply)
+        self._guarded(self._start)()
 
-    def on_sent(self):
-        self.advance(None)
-
-    def fail_step(self, code, error):
+    def _start(self):
+        hosts, sender, recipients, helo_name = self.arguments
         try:
-            self.steps.throw(_Failure(code, error))
-        except (_Failure, StopIteration) as failure:
-            self.finish(getattr(failure, "code", code), getattr(failure, "error", error))
-
-    def finish(self, code, error=None, text=b""):
-        if self.finished:
+            self.hosts = split_hosts(hosts)
+            self.sender = _address(sender)
+            self.recipients = [_address(recipient) for recipient in recipients]
+            self.helo = _helo(helo_name)
+        except (TypeError, ValueError) as exc:
+            self._fail(ERROR, str(exc))
             return
-        self.finished = True
-        self.result.code = code
-        self.result.error = error
-        if text:
-            self.result.text = text
-        stream, self.stream = self.stream, None
-        if stream is not None:
-            if error is None and not stream.closed:
-                _say_goodbye(stream, self.timeouts.command)
-            else:
-                stream.close()
-        self.on_done(self.result)
+        self.result.recipient_replies = [None] * len(self.recipients)
+        if not self.recipients:
+            self._fail(ERROR, "no recipients")
+            return
+        if self.source is not None:
+            try:
+                self.message = _Message(self.source)
+            except (OSError, ValueError) as exc:
+                self._fail(ERROR_IO, "reading the message: %s" % (getattr(exc, "strerror", None) or exc))
+                return
+        self._next_host()
 
     def cancel(self):
-        """The client went away: drop the delivery without reporting."""
+        """The caller went away: drop the delivery without reporting."""
+        if self.finished:
+            return
         self.finished = True
-        if self.connecting is not None:
-            self.connecting.cancel()
-        if self.stream is not None:
-            self.stream.close()
+        self.on_done = None
+        if self.connector is not None:
+            self.connector.cancel()
+            self.connector = None
+        self._release()
 
-    # -- the SMTP conversation ----------------------------------------------------------------
-    def command(self, data, timeout=None):
-        """Send a command and read its reply -> (code, reply)."""
-        self.current_timeout = timeout or self.timeouts.command
-        yield "send", data
-        reply = yield "reply", self.current_timeout
-        return _code(reply), reply
+    def _release(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.message is not None:
+            self.message.close()
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.close()
 
-    def conversation(self):
-        result = self.result
-        self.current_timeout = self.timeouts.command
-        greeting = yield "reply", self.timeouts.command
-        if _code(greeting) != 220:
-            raise _Failure(_code(greeting) or ERROR, "greeting: %s" % _first_line(greeting))
-        code, reply = yield from self.command(b"EHLO " + self.helo_name + b"\r\n")
-        if code != 250:
-            code, reply = yield from self.command(b"HELO " + self.helo_name + b"\r\n")
-            if code != 250:
-                self.finish(code, None, reply)
+    def _guarded(self, method):
+        """A loop/stream callback: ignored once the delivery is over; a bug in it fails this
+        delivery instead of escaping into the loop (the caller's own on_done may raise)."""
+        def call(*args):
+            if self.finished:
                 return
-        code, reply = yield from self.command(b"MAIL FROM:<" + self.sender + b">\r\n")
-        if code != 250:
-            self.finish(code, None, reply)
+            try:
+                method(*args)
+            except Exception as exc:
+                if self.finished:
+                    raise
+                self._fail(ERROR, "internal error: %s: %s" % (type(exc).__name__, exc))
+        return call
+
+    def _report(self):
+        self.finished = True
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done(self.result)
+
+    def _fail(self, code, reason):
+        """A failure below SMTP: close at once (the dialogue is in an unknown state)."""
+        if self.finished:
             return
-        accepted = 0
-        for index, recipient in enumerate(self.recipients):
-            code, reply = yield from self.command(b"RCPT TO:<" + recipient + b">\r\n")
-            result.recipient_replies[index] = _first_line(reply)
-            if code in (250, 251):
-                accepted += 1
-        result.accepted = accepted
-        if self.source is None or accepted == 0:  # call-ahead, or nobody to deliver to
-            self.finish(code, None, reply)
+        self.result.code = code
+        self.result.text = b""
+        self.result.error = reason
+        self._release()
+        self._report()
+
+    def _complete(self, reply):
+        """The dialogue ended with `reply` (success or SMTP failure): QUIT and report."""
+        result = self.result
+        result.code = reply.code
+        result.text = reply.text
+        result.stage = reply.stage
+        stream, self.stream = self.stream, None
+        self._release()
+        if self.abort_data:
+            stream.close()   # the host waits for message data: losing the connection aborts it
+        else:
+            _say_goodbye(stream, self.quit_sent)
+        self._report()
+
+    # -- connecting and the greeting -----------------------------------------------------
+    def _next_host(self):
+        if not self.hosts:
+            self.result.stage = "connect"
+            self._fail(NO_HOST, self.last_error)
             return
-        code, reply = yield from self.command(b"DATA\r\n")
-        if code != 354:
-            self.finish(code, None, reply)
+        entry = self.hosts.pop(0)
+        self.result.stage = "connect"
+        self.attempt += 1
+        attempt = self.attempt
+        connector = Stream.connect(self.loop, [entry], DEFAULT_PORT, self.timeouts.connect, self._connected_cb)
+        # The connector may already have failed inside connect() and moved on to the next
+        # host (or given up): keep only the one still connecting.
+        if attempt == self.attempt and not self.finished and self.stream is None:
+            self.connector = connector
+
+    def _connected(self, stream, reason=None):
+        self.connector = None
+        if stream is None:
+            self.last_error = reason or "connect failed"
+            self._next_host()
             return
-        try:
-            blocks = _message_blocks(self.source)
-            for block in blocks:
-                yield "send", block
-        except OSError as exc:
-            raise _Failure(ERROR_FILE, "reading the message: %s" % exc.strerror) from None
-        self.current_timeout = self.timeouts.dot
-        reply = yield "reply", self.timeouts.dot
-        self.finish(_code(reply), None, reply)
+        self.stream = stream
+        self.result.stage = "greeting"
+        self.reply_then = self._greeted
+        reply = self._want_reply(self.timeouts.command)
+        if reply is not None:
+            self._greeted(reply)
 
+    def _greeted(self, reply):
+        stream = self.stream
+        if reply.code != 220:
+            self.last_error = "%s: greeting %s" % (stream.host, reply.first_line.decode("latin-1"))
+            self.stream = None
+            _say_goodbye(stream)
+            self._next_host()
+            return
+        self.result.host = stream.host
+        self.steps = self._dialogue()
+        self.reply_then = self._run
+        self._run(None)
 
-def _say_goodbye(stream, timeout):
-    """QUIT and wait for its reply before closing (closing with the reply unread would reset
-    the connection). The result has been reported already; this only tidies up."""
-    stream.write(b"QUIT\r\n")
-    stream.read_line(lambda line: stream.close(), min(timeout, 10))
+    def _host_failed_early(self, reason):
+        """Silence, garbage or a closed connection instead of a greeting: next host."""
+        self.last_error = "%s: %s" % (self.stream.host, reason)
+        self.stream.close()
+        self.stream = None
+        self._next_host()
 
-
-def _message_blocks(source):
-    """The message dot-stuffed, ending in CRLF "." CRLF, in blocks of at most BLOCK bytes."""
-    at_line_start = True
-    last = b"\n"
-    for block in _raw_blocks(source):
-        if not block:
-            continue
-        stuffed = block.replace(b"\n.", b"\n..")
-        if at_line_start and stuffed[:1] == b".":
-            stuffed = b"." + stuffed
-        at_line_start = block[-1:] == b"\n"
-        last = block[-1:]
-        yield stuffed
-    yield (b".\r\n" if last == b"\n" else b"\r\n.\r\n")
-
-
-def _raw_blocks(source):
-    if isinstance(source, (bytes, bytearray)):
-        for start in range(0, len(source), BLOCK):
-            yield bytes(source[start:start + BLOCK])
-        return
-    with open(source, "rb") as handle:
+    # -- the dialogue ----------------------------------------------------------------------
+    def _run(self, value):
+        """Drive the dialogue until it has to wait for the network. Replies already in the
+        stream's buffer (pipelined ones) are taken in this loop, not through recursion."""
         while True:
-            block = handle.read(BLOCK)
+            try:
+                step = self.steps.send(value)
+            except StopIteration as stop:
+                self._complete(stop.value)
+                return
+            if step is SEND_MESSAGE:
+                self.result.stage = "message"
+                self.chunks = self.message.wire_chunks(b"QUIT\r\n" if self.quit_sent else b"")
+                self._pump()
+                return
+            value = self._want_reply(step)
+            if value is None:
+                return
+
+    def _dialogue(self):
+        """The SMTP conversation after the greeting. Yields a timeout to read a reply (and is
+        resumed with it) or SEND_MESSAGE; returns the reply that decides the result."""
+        result, stream, command = self.result, self.stream, self.timeouts.command
+        result.stage = "EHLO"
+        stream.write(b"EHLO %s\r\n" % self.helo)
+        reply = yield command
+        extensions = _extensions(reply) if reply.code == 250 else None
+        if extensions is None:
+            result.stage = "HELO"
+            stream.write(b"HELO %s\r\n" % self.helo)
+            reply = yield command
+            if reply.code != 250:
+                return reply
+            extensions = {}
+        sending = self.message is not None
+        mail_command = self._mail_command(extensions)
+        rcpt_commands = [b"RCPT TO:<%s>\r\n" % address for address in self.recipients]
+        pipelined = self.pipelining and b"PIPELINING" in extensions
+        result.stage = "MAIL"
+        if pipelined:
+            stream.write(b"".join([mail_command, *rcpt_commands, b"DATA\r\n" if sending else b""]))
+        else:
+            stream.write(mail_command)
+        mail = yield command
+        result.mail_accepted = mail.code == 250
+        if not result.mail_accepted:
+            if not pipelined:
+                return mail
+            self.settled = mail           # the rest are 503s; a host that now hangs up is no news
+        reply = mail
+        for index, rcpt_command in enumerate(rcpt_commands):
+            result.stage = "RCPT"
+            if not pipelined:
+                stream.write(rcpt_command)
+            reply = yield command
+            if result.mail_accepted:
+                result.recipient_replies[index] = reply.first_line
+                if reply.code in (250, 251):
+                    result.accepted += 1
+        last_rcpt = reply
+        data = None
+        if pipelined and sending:
+            result.stage = "DATA"
+            data = yield command
+        if not result.mail_accepted:
+            return self._no_data(data, mail)
+        if not sending or result.accepted == 0:
+            return self._no_data(data, last_rcpt)
+        if data is None:
+            result.stage = "DATA"
+            stream.write(b"DATA\r\n")
+            data = yield command
+        if data.code != 354:
+            return data
+        # RFC 2920 lets QUIT end the group that the message content starts: one write and
+        # one round trip fewer per message.
+        self.quit_sent = pipelined
+        yield SEND_MESSAGE
+        result.stage = "dot"
+        return (yield self.timeouts.dot)
+
+    def _no_data(self, data_reply, final):
+        """The message will not be sent; if the host nevertheless said 354 to a pipelined
+        DATA (it should not, RFC 2920), drop the connection rather than send an empty one."""
+        self.abort_data = data_reply is not None and data_reply.code == 354
+        return final
+
+    def _mail_command(self, extensions):
+        params = b""
+        if self.message is not None:
+            if b"SIZE" in extensions:
+                params += b" SIZE=%d" % self.message.size
+            if b"8BITMIME" in extensions:
+                params += b" BODY=8BITMIME"
+        return b"MAIL FROM:<%s>%s\r\n" % (self.sender, params)
+
+    # -- replies -------------------------------------------------------------------------
+    def _want_reply(self, timeout):
+        """Start reading one (multi-line) reply under one deadline. -> the Reply when the
+        stream holds it already; else None, and self.reply_then(reply) follows when it is
+        complete (or the failure has been dealt with)."""
+        self.reply_lines = []
+        self.reply_deadline = self.loop.time() + timeout
+        return self._collect()
+
+    def _collect(self):
+        while True:
+            remaining = self.reply_deadline - self.loop.time()
+            if remaining <= 0:
+                self._read_failed(ERROR_TIMEOUT, "timed out waiting for a reply")
+                return None
+            self.in_read = True
+            self.early_line = _NOTHING
+            self.stream.read_line(self._line_cb, remaining, LINE_LIMIT)
+            self.in_read = False
+            line, self.early_line = self.early_line, _NOTHING
+            if line is _NOTHING:
+                return None               # it comes later, through _line_arrived
+            reply = self._add_line(line)
+            if reply is not _NOTHING:
+                return reply
+
+    def _line_arrived(self, line):
+        if self.in_read:                  # called from inside read_line: _collect takes it
+            self.early_line = line
+            return
+        reply = self._add_line(line)
+        if reply is _NOTHING:
+            reply = self._collect()
+        if reply is not None:
+            self.reply_then(reply)
+
+    def _add_line(self, line):
+        """-> the complete Reply, _NOTHING when more lines follow, None after a failure."""
+        if line is None:
+            stream = self.stream
+            if stream.error == "timed out":
+                self._read_failed(ERROR_TIMEOUT, "timed out waiting for a reply")
+            elif stream.broken:
+                self._read_failed(ERROR, stream.error)
+            else:
+                self._read_failed(ERROR_EOF, "connection closed")
+            return None
+        if not line.endswith(b"\n"):
+            if len(line) >= LINE_LIMIT:
+                self._read_failed(ERROR, "reply line longer than %d bytes" % LINE_LIMIT)
+            else:
+                self._read_failed(ERROR_EOF, "connection closed in the middle of a reply")
+            return None
+        if not (line[:1] in b"2345" and line[:3].isdigit() and line[3:4] in (b" ", b"-", b"\r", b"\n")):
+            self._read_failed(ERROR, "not an SMTP reply: %r" % line[:80])
+            return None
+        lines = self.reply_lines
+        lines.append(line)
+        if line[3:4] == b"-":
+            if len(lines) >= MAX_REPLY_LINES:
+                self._read_failed(ERROR, "reply longer than %d lines" % MAX_REPLY_LINES)
+                return None
+            return _NOTHING
+        return Reply(int(lines[0][:3]), b"".join(lines), self.result.stage)
+
+    def _read_failed(self, code, reason):
+        if self.result.host is None:
+            self._host_failed_early(reason)
+        elif self.settled is not None:
+            self.abort_data = True        # close without QUIT: the host is gone anyway
+            self._complete(self.settled)
+        else:
+            self._fail(code, reason)
+
+    # -- the message -----------------------------------------------------------------------
+    def _pump(self):
+        """Queue message chunks while little is queued; then wait until the socket drains."""
+        stream = self.stream
+        while stream.pending_output < HIGH_WATER:
+            if stream.broken:
+                self._fail(ERROR, "sending the message: %s" % stream.error)
+                return
+            try:
+                chunk = next(self.chunks, None)
+            except (OSError, ValueError) as exc:
+                self._fail(ERROR_IO, "reading the message: %s" % (getattr(exc, "strerror", None) or exc))
+                return
+            if chunk is None:
+                self._run(None)           # all queued: read the reply to the dot
+                return
+            stream.write(chunk)
+        # A host that stops reading must not hold us: no progress in a command timeout fails.
+        self._arm_stall_timer()
+        stream.write(b"", self._drained_cb)
+
+    def _arm_stall_timer(self):
+        self.stall_mark = self.stream.pending_output
+        self.timer = self.loop.call_later(self.timeouts.command, self._stalled_cb)
+
+    def _drained(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.loop.call_soon(self._pump_cb)  # never from inside write(): no deep recursion
+
+    def _write_stalled(self):
+        self.timer = None
+        if self.stream.pending_output < self.stall_mark:
+            self._arm_stall_timer()       # slow, but it reads: give it another period
+            return
+        self._fail(ERROR_TIMEOUT, "the host stopped reading the message")
+
+
+def _say_goodbye(stream, quit_sent=False):
+    """QUIT, and close once the host hangs up (or soon): closing with its reply unread would
+    reset the connection. The result does not wait for this."""
+    if stream.closed:
+        return
+    if not quit_sent:
+        stream.write(b"QUIT\r\n")
+    stream.read_until_eof(lambda _data: stream.close(), GOODBYE_TIMEOUT, 65536)
+
+
+class _Message:
+    """The message to send: bytes, or a spool file opened at once (so a vanished or
+    unreadable file fails before any host is bothered)."""
+
+    def __init__(self, source):
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if not source:
+                raise ValueError("empty message")   # as the original: nothing to send
+            self.data = bytes(source)
+            self.handle = None
+            self.size = len(self.data)
+        else:
+            self.data = None
+            self.handle = open(source, "rb")
+            self.size = os.fstat(self.handle.fileno()).st_size
+
+    def blocks(self):
+        if self.handle is None:
+            data = self.data
+            for start in range(0, len(data), BLOCK):
+                yield data[start:start + BLOCK]
+            return
+        read = self.handle.read
+        while True:
+            block = read(BLOCK)
             if not block:
                 return
             yield block
 
+    def wire_chunks(self, trailer=b""):
+        """The message as DATA content ending in CRLF "." CRLF, chunk by chunk; the last
+        chunk carries the terminator (and `trailer`, a pipelined command) so a small message
+        goes out in one write."""
+        encoder = WireEncoder()
+        pending = b""
+        for block in self.blocks():
+            if pending:
+                yield pending
+            pending = encoder.encode(block)
+        self.close()
+        yield pending + encoder.finish() + trailer
 
-def _code(reply):
-    head = reply[:3]
-    return int(head) if head.isdigit() else ERROR
+    def close(self):
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+class WireEncoder:
+    """Real message -> SMTP DATA content, fed block by block: every line end CRLF (bare CR
+    or LF become CRLF), a dot doubled at the start of every line, and a terminator that adds
+    the missing final CRLF."""
+
+    def __init__(self):
+        self.at_line_start = True
+        self.held_cr = False      # the last block ended in CR: its LF may open the next one
+
+    def encode(self, block):
+        if self.held_cr:
+            block = b"\r" + block
+        self.held_cr = block.endswith(b"\r")
+        if self.held_cr:
+            block = block[:-1]
+        if not block:
+            return b""
+        block = _crlf_lines(block)
+        if self.at_line_start and block.startswith(b"."):
+            block = b"." + block
+        self.at_line_start = block.endswith(b"\n")
+        return block.replace(b"\r\n.", b"\r\n..")
+
+    def finish(self):
+        if self.held_cr:                  # a final lone CR ends the last line
+            return b"\r\n.\r\n"
+        return b".\r\n" if self.at_line_start else b"\r\n.\r\n"
+
+
+def _crlf_lines(block):
+    """`block` (not ending in CR) with every bare CR or LF made CRLF; fast when none is."""
+    lf = block.count(b"\n")
+    if lf == block.count(b"\r") and lf == block.count(b"\r\n"):
+        return block
+    return block.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+def _extensions(reply):
+    """EHLO reply -> {KEYWORD: parameters} from its lines after the first."""
+    extensions = {}
+    for line in reply.text.split(b"\n")[1:]:
+        words = line[4:].split()
+        if words:
+            extensions[words[0].upper()] = words[1:]
+    return extensions
+
+
+def _as_bytes(value):
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    raise TypeError("address must be a string, not %s" % type(value).__name__)
+
+
+def _address(value):
+    """An envelope address for MAIL/RCPT: angle brackets optional; no line breaks or NULs
+    (they would smuggle commands into the dialogue)."""
+    address = _as_bytes(value).strip()
+    if address.startswith(b"<") and address.endswith(b">"):
+        address = address[1:-1]
+    if b"\r" in address or b"\n" in address or b"\0" in address:
+        raise ValueError("address with a line break or NUL: %r" % address[:80])
+    return address
+
+
+_fqdn = None
+
+
+def _helo(name):
+    global _fqdn
+    if name is None:
+        if _fqdn is None:
+            _fqdn = socket.getfqdn() or "localhost"
+        name = _fqdn
+    helo = _as_bytes(name).strip()
+    if not helo or any(c in helo for c in b" \t\r\n\0"):
+        raise ValueError("bad HELO name %r" % helo[:80])
+    return helo
 
 
 def _first_line(reply):
-    return reply.split(b"\r\n", 1)[0].split(b"\n", 1)[0]
+    end = reply.find(b"\n")
+    line = reply if end < 0 else reply[:end]
+    return line[:-1] if line.endswith(b"\r") else line

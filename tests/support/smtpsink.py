@@ -1,150 +1,391 @@
 """Smart hosts for tests.
 
-SmtpSink: Postfix's real smtp-sink (Debian postfix, unpacked, no daemon), dumping every
-message into a folder. RecordingSink: a small SMTP server in a thread that records each
-envelope and the exact bytes after DATA (un-stuffed), and can fail on demand in ways a real
-server does not on request: refuse connections, hang, reject at a given step, drop the
-connection in the middle of DATA."""
+SmtpSink: Postfix's real smtp-sink (Debian postfix, unpacked, no daemon) in its own
+process on a free port, dumping every message into a folder (`-d`); `messages()` reads the
+dumps back. Make it fail with its own options through `extra` (see `man smtp-sink`):
+`-r RCPT` soft-rejects (450), `-f DATA` hard-rejects (500), `-Q DATA` answers 421 and
+disconnects, `-q .` disconnects without answering the dot, `-w 5` waits before answering
+DATA, `-A 0` answers 550 right after 354, `-p` stops advertising PIPELINING.
+
+RecordingSink: a small SMTP server in a thread, for what a real server will not do on
+demand and for byte-exact recording. It records each transaction (EHLO name, the MAIL and
+RCPT arguments, the DATA bytes exactly as they crossed the wire and un-stuffed) and checks
+the client: `violations` lists commands sent ahead of a reply without PIPELINING. Modes:
+
+  accept               every step succeeds
+  refuse               nothing listens (the port is bound but not listening: RST)
+  hang                 accepts the connection, never says a word
+  greeting-421         greets with 421 and closes
+  garbage-greeting     greets with something that is not SMTP
+  garbage              a normal greeting and EHLO, then nonsense in reply to MAIL
+  ehlo-unknown         502 to EHLO (the client must fall back to HELO)
+  reject-mail          553 at MAIL
+  reject-rcpt          550 at every RCPT
+  tempfail-rcpt        451 at every RCPT
+  drop-at-rcpt         closes the connection at the second RCPT
+  reject-data-command  554 to DATA itself
+  reject-data          554 after the message
+  drop-in-data         closes the connection after the first line of the message
+  stall-in-data        stops reading after 354 (tiny receive buffer): the client's writes stall
+  no-dot-reply         reads the whole message, never answers the dot
+  slow                 waits `delay` seconds before every reply
+
+`rcpt_replies` ({address: reply line}) answers chosen recipients specially (e.g. 251, 550).
+"""
 import glob
 import os
+import pwd
+import select
 import socket
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 
 from .debian import postfix_env, smtp_sink_path
 from .net import free_port, stop_process, wait_for_port
 
 
-class SmtpSink:
-    def __init__(self, tmp_path, extra=()):
-        self.port = free_port()
-        self.dump = os.path.join(str(tmp_path), "sink-%d" % self.port)
-        os.makedirs(self.dump, exist_ok=True)
-        self.command = [smtp_sink_path(), "-u", "root", "-d", os.path.join(self.dump, "%H%M%S"),
-                        *extra, "127.0.0.1:%d" % self.port, "256"]
-        self.process = None
-
-    def __enter__(self):
-        self.process = subprocess.Popen(self.command, env=postfix_env(), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, process=self.process)
-        return self
-
-    def __exit__(self, *exc):
-        stop_process(self.process)
-
-    def message_count(self):
-        return len([path for path in glob.glob(os.path.join(self.dump, "**", "*"), recursive=True)
-                    if os.path.isfile(path)])
+def _bracketed(host):
+    return "[%s]" % host if ":" in host else host
 
 
 @dataclass
 class Envelope:
     sender: bytes = b""
     recipients: list = field(default_factory=list)
-    data: bytes = b""
+    data: bytes = b""             # the message, un-stuffed, CRLF lines
+    helo: bytes = b""
+    mail_args: bytes = b""        # everything after MAIL FROM: (path and parameters)
+    rcpt_args: list = field(default_factory=list)
+    wire: bytes = b""             # DATA content exactly as received, terminator included
+    pipelined: bool = False       # RCPT/DATA arrived before MAIL had been answered
+
+
+class SmtpSink:
+    """Postfix smtp-sink on `host` (127.0.0.1 or ::1) and a free port; stop by PID.
+    dump=False keeps no messages (for benchmarks: the disk would be what is measured)."""
+
+    def __init__(self, tmp_path, extra=(), host="127.0.0.1", dump=True):
+        self.host = host
+        self.port = free_port()
+        self.dump = os.path.join(str(tmp_path), "sink-%d" % self.port)
+        os.makedirs(self.dump, exist_ok=True)
+        user = ["-u", pwd.getpwuid(os.geteuid()).pw_name] if os.geteuid() == 0 else []
+        dumping = ["-d", os.path.join(self.dump, "%Y%m%d%H%M%S.")] if dump else []
+        self.command = [smtp_sink_path(), *user, *dumping, *extra,
+                        "%s:%d" % (_bracketed(host), self.port), "256"]
+        self.process = None
+
+    @property
+    def address(self):
+        return "%s:%d" % (_bracketed(self.host), self.port)
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.command, env=postfix_env(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(self.port, host=self.host, process=self.process)
+        except Exception:
+            stop_process(self.process)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        stop_process(self.process)
+
+    def _files(self):
+        paths = [path for path in glob.glob(os.path.join(self.dump, "*")) if os.path.isfile(path)]
+        return sorted(paths, key=lambda path: (os.path.getmtime(path), path))
+
+    def message_count(self):
+        return len(self._files())
+
+    def wait_for(self, count, timeout=10.0):
+        """Wait until `count` messages are dumped (smtp-sink writes them as they arrive)."""
+        deadline = time.monotonic() + timeout
+        while self.message_count() < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.message_count() >= count
+
+    def messages(self):
+        """The dumped transactions as Envelopes. smtp-sink stores lines with LF ends after
+        its own X-* and Received: headers, and one empty line after the message; the data
+        is given back with CRLF ends (exact for messages whose lines all end in CRLF)."""
+        return [_parse_dump(open(path, "rb").read()) for path in self._files()]
+
+
+def _parse_dump(dump):
+    envelope = Envelope()
+    lines = dump.split(b"\n")
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        name, _, value = line.partition(b": ")
+        if name == b"X-Helo-Args":
+            envelope.helo = value
+        elif name == b"X-Mail-Args":
+            envelope.mail_args = value
+            envelope.sender = _path(value)
+        elif name == b"X-Rcpt-Args":
+            envelope.rcpt_args.append(value)
+            envelope.recipients.append(_path(value))
+        elif name == b"Received":
+            index += 2                    # its two continuation lines end smtp-sink's part
+            break
+    body = lines[index:]
+    if body and body[-1] == b"":
+        body = body[:-1]                  # the split after the final LF
+    if body and body[-1] == b"":
+        body = body[:-1]                  # the empty line smtp-sink appends
+    envelope.data = b"".join(line + b"\r\n" for line in body)
+    return envelope
 
 
 class RecordingSink:
-    """mode: accept, refuse, hang, reject-data, tempfail-rcpt, drop-in-data."""
-
-    def __init__(self, mode="accept"):
+    def __init__(self, mode="accept", host="127.0.0.1", pipelining=True, size=None, delay=0.0,
+                 rcpt_replies=None):
         self.mode = mode
-        self.port = free_port()
-        self.messages = []
+        self.host = host
+        self.pipelining = pipelining
+        self.size = size                  # advertise SIZE (0: without a limit); None: not at all
+        self.delay = delay
+        self.rcpt_replies = dict(rcpt_replies or {})
+        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.messages = []                # accepted transactions (Envelope)
+        self.transactions = []            # every transaction that reached MAIL
+        self.commands = []                # every command line received, in order
+        self.violations = []              # commands sent early without PIPELINING
+        self.connections = 0
         self._stop = threading.Event()
-        self._listener = None
+        self._listener = socket.socket(self.family, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((host, 0))
+        self.port = self._listener.getsockname()[1]
         self._threads = []
+
+    @property
+    def address(self):
+        return "%s:%d" % (_bracketed(self.host), self.port)
 
     def __enter__(self):
         if self.mode == "refuse":
-            return self  # nothing listens: connections are refused
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", self.port))
+            return self                   # bound, not listening: connections are refused
+        if self.mode == "stall-in-data":
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self._listener.listen(64)
-        self._listener.settimeout(0.2)
-        thread = threading.Thread(target=self._serve, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        self._spawn(self._serve)
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
-        if self._listener is not None:
-            self._listener.close()
+        self._listener.close()
         for thread in self._threads:
             thread.join(5)
 
+    def _spawn(self, target, *args):
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
     def _serve(self):
         while not self._stop.is_set():
+            ready, _, _ = select.select([self._listener], [], [], 0.1)
+            if not ready:
+                continue
             try:
                 conn, _ = self._listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            thread = threading.Thread(target=self._session, args=(conn,), daemon=True)
-            thread.start()
-
-    def _session(self, conn):
-        with conn:
-            conn.settimeout(30)
-            if self.mode == "hang":
-                self._stop.wait(30)
-                return
-            reader = conn.makefile("rb")
-            conn.sendall(b"220 sink.test ESMTP\r\n")
-            envelope = Envelope()
-            try:
-                while True:
-                    line = reader.readline()
-                    if not line:
-                        return
-                    verb = line[:4].upper()
-                    if verb in (b"EHLO", b"HELO"):
-                        conn.sendall(b"250-sink.test\r\n250 8BITMIME\r\n" if verb == b"EHLO" else b"250 sink.test\r\n")
-                    elif verb == b"MAIL":
-                        envelope = Envelope(sender=_path(line))
-                        conn.sendall(b"250 ok\r\n")
-                    elif verb == b"RCPT":
-                        if self.mode == "tempfail-rcpt":
-                            conn.sendall(b"451 4.3.0 try later\r\n")
-                            continue
-                        envelope.recipients.append(_path(line))
-                        conn.sendall(b"250 ok\r\n")
-                    elif verb == b"DATA":
-                        conn.sendall(b"354 go\r\n")
-                        data = self._read_data(reader, conn)
-                        if data is None:
-                            return
-                        envelope.data = data
-                        if self.mode == "reject-data":
-                            conn.sendall(b"554 5.7.1 no thanks\r\n")
-                        else:
-                            self.messages.append(envelope)
-                            conn.sendall(b"250 queued\r\n")
-                    elif verb == b"QUIT":
-                        conn.sendall(b"221 bye\r\n")
-                        return
-                    else:
-                        conn.sendall(b"250 ok\r\n")
             except OSError:
                 return
+            self.connections += 1
+            self._spawn(self._session, conn)
 
-    def _read_data(self, reader, conn):
-        lines = []
+    # -- one connection ------------------------------------------------------------------
+    def _session(self, conn):
+        with conn:
+            conn.settimeout(0.5)          # wakes up now and then to notice the sink stopping
+            try:
+                _Session(self, conn).run()
+            except (OSError, _Closed):
+                pass
+
+
+class _Closed(Exception):
+    pass
+
+
+class _Session:
+    def __init__(self, sink, conn):
+        self.sink = sink
+        self.conn = conn
+        self.buffer = bytearray()
+        self.mode = sink.mode
+        self.envelope = None
+        self.helo = b""
+
+    def say(self, reply):
+        if self.sink.delay:
+            time.sleep(self.sink.delay)
+        self.conn.sendall(reply)
+
+    def readline(self):
+        """One line (LF included) from our own buffer, so input_waiting can tell what came."""
+        buffer = self.buffer
         while True:
-            line = reader.readline()
-            if not line:
-                return None
-            if self.mode == "drop-in-data" and len(lines) >= 1:
-                conn.shutdown(socket.SHUT_RDWR)
-                return None
+            end = buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(buffer[:end + 1])
+                del buffer[:end + 1]
+                return line
+            try:
+                data = self.conn.recv(65536)
+            except socket.timeout:
+                if self.sink._stop.is_set():
+                    raise _Closed()
+                continue
+            if not data:
+                raise _Closed()
+            buffer += data
+
+    def input_waiting(self):
+        """True when more input is here already: the client did not wait for our reply."""
+        if self.buffer:
+            return True
+        ready, _, _ = select.select([self.conn], [], [], 0)
+        return bool(ready)
+
+    def run(self):
+        mode = self.mode
+        if mode == "hang":
+            self.sink._stop.wait(30)
+            return
+        greeting = {"greeting-421": b"421 4.3.2 busy, try later\r\n",
+                    "garbage-greeting": b"HTTP/1.0 400 Bad Request\r\n"}.get(mode, b"220 sink.test ESMTP\r\n")
+        self.say(greeting)
+        if mode in ("greeting-421", "garbage-greeting"):
+            return
+        while True:
+            line = self.readline()
+            self.sink.commands.append(line)
+            early = self.input_waiting()
+            verb = line[:4].upper()
+            if early and not self.sink.pipelining and verb not in (b"QUIT",):
+                self.sink.violations.append(line)
+            handler = getattr(self, "on_" + verb.decode("latin-1").strip().lower(), None)
+            if handler is None:
+                self.say(b"502 5.5.1 unknown command\r\n")
+                continue
+            if handler(line, early) is False:
+                return
+
+    # -- commands ------------------------------------------------------------------------
+    def on_ehlo(self, line, early):
+        if self.mode == "ehlo-unknown":
+            self.say(b"502 5.5.1 EHLO not here\r\n")
+            return
+        self.helo = line[5:].strip()
+        lines = [b"sink.test"]
+        if self.sink.pipelining:
+            lines.append(b"PIPELINING")
+        if self.sink.size is not None:
+            lines.append(b"SIZE %d" % self.sink.size if self.sink.size else b"SIZE")
+        lines += [b"8BITMIME", b"ENHANCEDSTATUSCODES"]
+        self.say(b"".join(b"250%s%s\r\n" % (b" " if i == len(lines) - 1 else b"-", text)
+                          for i, text in enumerate(lines)))
+
+    def on_helo(self, line, early):
+        self.helo = line[5:].strip()
+        self.say(b"250 sink.test\r\n")
+
+    def on_mail(self, line, early):
+        if self.mode == "garbage":
+            self.say(b"hello there, how are you\r\n")
+            return
+        if self.mode == "reject-mail":
+            self.envelope = None
+            self.say(b"553 5.1.8 sender refused\r\n")
+            return
+        args = line[10:].strip()
+        self.envelope = Envelope(sender=_path(args), helo=self.helo, mail_args=args, pipelined=early)
+        self.sink.transactions.append(self.envelope)
+        self.say(b"250 ok\r\n")
+
+    def on_rcpt(self, line, early):
+        envelope = self.envelope
+        if envelope is None:
+            self.say(b"503 5.5.1 need MAIL first\r\n")
+            return
+        args = line[8:].strip()
+        address = _path(args)
+        envelope.rcpt_args.append(args)
+        if self.mode == "drop-at-rcpt" and len(envelope.rcpt_args) >= 2:
+            return False
+        special = self.sink.rcpt_replies.get(address)
+        if special is not None:
+            if special[:1] == b"2":
+                envelope.recipients.append(address)
+            self.say(special.rstrip(b"\r\n") + b"\r\n")
+        elif self.mode == "tempfail-rcpt":
+            self.say(b"451 4.3.0 try later\r\n")
+        elif self.mode == "reject-rcpt":
+            self.say(b"550 5.1.1 no such user\r\n")
+        else:
+            envelope.recipients.append(address)
+            self.say(b"250 ok\r\n")
+
+    def on_data(self, line, early):
+        envelope = self.envelope
+        if envelope is None or not envelope.recipients:
+            self.say(b"554 5.5.1 no valid recipients\r\n")
+            return
+        if self.mode == "reject-data-command":
+            self.say(b"554 5.7.1 no data today\r\n")
+            return
+        self.say(b"354 go ahead\r\n")
+        if self.mode == "stall-in-data":
+            self.sink._stop.wait(30)
+            return False
+        if not self.read_message(envelope):
+            return False
+        self.envelope = None
+        if self.mode == "no-dot-reply":
+            self.sink._stop.wait(30)
+            return False
+        if self.mode == "reject-data":
+            self.say(b"554 5.7.1 no thanks\r\n")
+        else:
+            self.sink.messages.append(envelope)
+            self.say(b"250 queued\r\n")
+
+    def read_message(self, envelope):
+        wire, data = [], []
+        while True:
+            line = self.readline()
+            wire.append(line)
+            if self.mode == "drop-in-data":
+                self.conn.shutdown(socket.SHUT_RDWR)
+                return False
             if line == b".\r\n":
-                return b"".join(lines)
-            lines.append(line[1:] if line.startswith(b".") else line)
+                envelope.wire = b"".join(wire)
+                envelope.data = b"".join(data)
+                return True
+            data.append(line[1:] if line.startswith(b".") else line)
+
+    def on_rset(self, line, early):
+        self.envelope = None
+        self.say(b"250 2.0.0 ok\r\n")
+
+    def on_noop(self, line, early):
+        self.say(b"250 2.0.0 ok\r\n")
+
+    def on_quit(self, line, early):
+        self.say(b"221 2.0.0 bye\r\n")
+        return False
 
 
-def _path(line):
-    start, end = line.find(b"<"), line.rfind(b">")
-    return line[start + 1:end]
+def _path(args):
+    start, end = args.find(b"<"), args.find(b">")
+    if start < 0 or end < start:
+        return args.split(b" ")[0]
+    return args[start + 1:end]
