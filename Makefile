@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PORT ?= 2525
 
-.PHONY: setup run test test-quick bench binary clean
+.PHONY: setup run test test-quick bench bench-check binary clean
 
 setup:
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[test]'
@@ -19,6 +19,14 @@ test: setup
 
 test-quick: setup
 	$(PYTHON) -m pytest -q -x -m "not slow" tests
+
+# benchmarks against Postfix smtp-sink (tests/perf/run; BENCH_FLAGS=--quick for a tenth of the load)
+bench: setup
+	$(PYTHON) tests/perf/run $(BENCH_FLAGS)
+
+# exits non-zero when a workload falls more than 15% below tests/perf/baseline.json
+bench-check: setup
+	$(PYTHON) tests/perf/run --check $(BENCH_FLAGS)
 
 # the single executable build/out/smtpe (PyInstaller one-file; see README)
 binary:
