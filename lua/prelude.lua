@@ -21,26 +21,64 @@ local function finish(co, ok, ...)
 	return "done", ...
 end
 
--- Wrap hook function fn in a coroutine with a CPU budget and a memory bound (in KB; the
--- state's hard limit would also stop it, but Lua 5.1 collects garbage ever more often as it
--- nears that limit, so a runaway is stopped earlier, cheaply, here). Returns the resumer:
--- resumer(budget_seconds, ...) -> "done", results... | "wait", wait | "error", traceback
-function __engine_spawn(fn, step, memory_kb)
+local count_step, memory_kb = 10000, nil
+
+-- Set once by the engine: Lua instructions between two budget checks, and the memory bound
+-- in KB (the state's hard limit would also stop a runaway, but Lua 5.1 collects garbage ever
+-- more often as it nears that limit, so a runaway is stopped earlier, cheaply, here).
+function __engine_configure(step, kb)
+	count_step, memory_kb = step, kb
+end
+
+-- Wrap hook function fn in a coroutine with a CPU budget (seconds, over all its resumes)
+-- and the memory bound. Returns the resumer: resumer(client, mime, uri_found, ...) ->
+-- "done", results... | "wait", wait | "error", traceback. The three tables are the
+-- connection's; every resume sets them as globals, since other connections' hooks ran in
+-- between. The CPU clock is read only in the count hook (a clock read is a system call,
+-- dearer than a short hook): each resume is timed from its first check, so up to
+-- count_step instructions per resume go uncounted.
+local function spawn(fn, budget)
 	local co = create(fn)
-	local deadline = 0
+	local remaining, last = budget, nil
 	sethook(co, function()
-		if clock() > deadline then
-			error("hook exceeded its CPU time budget", 0)
+		local now = clock()
+		if last then
+			remaining = remaining - (now - last)
+			if remaining <= 0 then
+				error("hook exceeded its CPU time budget", 0)
+			end
 		end
+		last = now
 		if memory_kb and gcinfo("count") > memory_kb then
 			error("hook exceeded the Lua memory bound: not enough memory", 0)
 		end
-	end, "", step)
-	return function(budget, ...)
-		deadline = clock() + budget
+	end, "", count_step)
+	return function(c, m, f, ...)
+		client, mime, uri.found = c, m, f
+		last = nil
 		current = co
 		return finish(co, resume(co, ...))
 	end
+end
+__engine_spawn = spawn
+
+local function first_step(resumer, status, ...)
+	if status == "wait" then
+		return status, resumer, ...
+	end
+	return status, ...
+end
+
+-- A hook's first step in one call from Python (a call across lupa costs more than all the
+-- Lua here): -> "undefined" | "done", results... | "error", traceback |
+-- "wait", resumer, wait.
+function __engine_run(name, budget, c, m, f, ...)
+	local fn = hook[name]
+	if type(fn) ~= "function" then
+		return "undefined"
+	end
+	local resumer = spawn(fn, budget)
+	return first_step(resumer, resumer(c, m, f, ...))
 end
 
 -- A waiting API call: the Python function returns a Wait, which the hook's own coroutine

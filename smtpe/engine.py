@@ -10,7 +10,6 @@ engine starts and that resumes the coroutine when done. Knows nothing of sockets
 import importlib
 import os
 import pkgutil
-import time
 
 import lupa.lua51 as lua51
 
@@ -102,16 +101,16 @@ class Context:
 
 class HookRun:
     """One hook invocation: a coroutine resumed until it returns, fails or is abandoned."""
-    __slots__ = ("engine", "ctx", "name", "resumer", "on_done", "budget", "wait",
+    __slots__ = ("engine", "ctx", "name", "key", "resumer", "on_done", "wait",
                  "in_start", "early", "timer", "finished")
 
-    def __init__(self, engine, ctx, name, resumer, on_done):
+    def __init__(self, engine, ctx, name, key, resumer, on_done):
         self.engine = engine
         self.ctx = ctx
         self.name = name
-        self.resumer = resumer
+        self.key = key           # the hook's name as Lua knows it (bytes)
+        self.resumer = resumer   # None until the first step made the coroutine
         self.on_done = on_done
-        self.budget = engine.cpu_budget
         self.wait = None
         self.in_start = False
         self.early = None
@@ -120,18 +119,29 @@ class HookRun:
 
     def step(self, args):
         engine = self.engine
+        ctx = self.ctx
         while True:
-            engine.enter(self.ctx)
-            started = time.process_time()
+            engine.current = ctx
+            tables = (ctx.client, ctx.mime, ctx.uri_found) if ctx is not None else (None, None, None)
             try:
-                result = self.resumer(self.budget, *args)
-                if not isinstance(result, tuple):  # lupa returns a lone value unwrapped
-                    result = (result,)
+                if self.resumer is None:       # the first step: one call does it all
+                    result = engine._run(self.key, engine.cpu_budget, *tables, *args)
+                    if not isinstance(result, tuple):  # lupa returns a lone value unwrapped
+                        result = (result,)
+                    if result[0] == b"wait":
+                        self.resumer = result[1]
+                        result = result[:1] + result[2:]
+                else:
+                    result = self.resumer(*tables, *args)
+                    if not isinstance(result, tuple):
+                        result = (result,)
             except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
                 result = (b"error", str(exc))
-            self.budget -= time.process_time() - started
             status = result[0]
             if status != b"wait":
+                if status == b"undefined":     # removed from the hook table since
+                    self.finish(None, None, NOT_DEFINED)
+                    return
                 done = status == b"done"
                 self.finish(result[1:] if done else None, None if done else _text(result[1]))
                 return
@@ -182,7 +192,7 @@ class HookRun:
             wait.cancel()
         self.resumer = None
 
-    def finish(self, values, error):
+    def finish(self, values, error, outcome=None):
         self.finished = True
         if self.timer is not None:
             self.timer.cancel()
@@ -194,7 +204,7 @@ class HookRun:
         if ctx is not None:
             ctx.run = None
             ctx.hook_ended()
-        self.on_done(HookOutcome(values or (), error))
+        self.on_done(outcome or HookOutcome(values or (), error))
 
 
 def _public_attributes_only(obj, name, is_setting):
@@ -282,7 +292,9 @@ class Engine:
         self.client_write = None
         self.api = Api(self)
         self._load_prelude()
+        g[b"__engine_configure"](COUNT_HOOK_STEP, self.memory_soft_kb)
         self._spawn = g[b"__engine_spawn"]
+        self._run = g[b"__engine_run"]
         self._waiting = g[b"__engine_waiting"]
         self._lookup = g[b"__engine_hook"]
         self._enter = g[b"__engine_enter"]
@@ -375,11 +387,10 @@ class Engine:
     def run_hook(self, ctx, name, args, on_done):
         """Run hook.<name>(*args) for ctx; on_done(HookOutcome) once, possibly at once."""
         key = name.encode()
-        function = self._lookup(key) if key in self.defined else None
-        if function is None:
+        if key not in self.defined:
             on_done(NOT_DEFINED)
             return
-        run = HookRun(self, ctx, name, self._spawn(function, COUNT_HOOK_STEP, self.memory_soft_kb), on_done)
+        run = HookRun(self, ctx, name, key, None, on_done)
         if ctx is not None:
             ctx.run = run
         run.step(args)
@@ -392,7 +403,7 @@ class Engine:
         except lua51.LuaError as exc:
             on_done(HookOutcome(error=_text(exc.args[0] if exc.args else exc)))
             return
-        run = HookRun(self, ctx, "test", self._spawn(function, COUNT_HOOK_STEP, self.memory_soft_kb), on_done)
+        run = HookRun(self, ctx, "test", None, self._spawn(function, self.cpu_budget), on_done)
         ctx.run = run
         run.step(())
 

@@ -213,6 +213,24 @@ def test_hook_return_conventions(tmp_path):
     assert client.closed
 
 
+def test_cpu_budget_counts_every_resume_of_a_hook(tmp_path):
+    """Each stretch between two waits stays under the budget; their sum does not."""
+    harness = Harness(tmp_path, """
+        function hook.helo(arg)
+            for round = 1, 100 do
+                client.write("")
+                local stop = os.clock() + 0.05
+                while os.clock() < stop do end
+            end
+            return "250 never reached"
+        end
+    """, lua_hook_cpu=0.3)
+    client = harness.connect()
+    client.new_output()
+    assert client.send("HELO x\r\n") == "451 4.3.0 E000 internal error, try again later\r\n"
+    assert "CPU time budget" in harness.log
+
+
 def test_lua_error_gives_451_and_session_continues(tmp_path):
     harness = Harness(tmp_path, """
         function hook.mail(sender) error("policy bug") end
