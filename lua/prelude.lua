@@ -115,6 +115,19 @@ function __engine_watch_hooks(changed)
 	return names
 end
 
+-- A connection's `client` table. client.msg_file is answered on demand (the engine writes
+-- a spool file kept in memory so far, see smtpe/spool.py); __engine_msg_file is set by the
+-- engine.
+local client_meta = { __index = function(t, k)
+	if k == "msg_file" then
+		return __engine_msg_file()
+	end
+end }
+
+function __engine_new_client(write)
+	return setmetatable({ write = write }, client_meta)
+end
+
 function __engine_enter(c, m, f)
 	client, mime, uri.found = c, m, f
 end

@@ -19,7 +19,9 @@ def end_of_data(session):
     from .session import READ, _b
     transaction = session.transaction
     engine = session.engine
-    has = {name: engine.has_hook(name) for name in ("content", "header", "eoh", "body")}
+    # a superset of the defined hooks (a hook set to nil stays listed): calling one that is
+    # gone costs a call that answers "not defined", nothing more
+    has = {name: name.encode() in engine.defined for name in ("content", "header", "eoh", "body")}
     reader = session.reader
     reader.start_data()
     session._idle_timeout = session.options.float("smtp-data-timeout")
@@ -95,6 +97,8 @@ def _decide(session, transaction, scanner, size, max_size, held):
     session.ctx.body_offset = scanner.eoh_offset if scanner.eoh_offset > 0 else None
     mime_api.publish(session.ctx, scanner)
     path = transaction.spool_path
+    if not _spool_file_for(session, "dot"):
+        return _b(replies.try_again(tid))
     code, text = yield from session._hook("dot", path.encode())
     if text is None and held is not None:
         code, text = held
@@ -106,6 +110,8 @@ def _decide(session, transaction, scanner, size, max_size, held):
         except OSError as exc:
             session.log.error("spool rewrite: %s" % exc, session.ident)
             return _b(replies.try_again(tid))
+    if not _spool_file_for(session, "forward"):
+        return _b(replies.try_again(tid))
     recipients = session.engine.lua.table(*transaction.recipients)
     forward_code, forward_text = yield from session._hook("forward", path.encode(), transaction.sender, recipients)
     if forward_text is not None and not session.hook_failed:
@@ -124,6 +130,20 @@ def _decide(session, transaction, scanner, size, max_size, held):
     return _b(replies.default_at_dot(session.options.int("smtp-default-at-dot"), tid))
 
 
+def _spool_file_for(session, hook):
+    """hook.dot and hook.forward get the spool path: write the file first if the message is
+    still in memory and the hook is defined. -> False when the file cannot be written."""
+    spool = session.spool
+    if spool is None or spool.on_disk or hook.encode() not in session.engine.defined:
+        return True
+    try:
+        spool.materialise()
+    except OSError as exc:
+        session.log.error("spool %s: %s" % (spool.path, exc.strerror), session.ident)
+        return False
+    return True
+
+
 class _Forward(Wait):
     """Deliver the spool file to the smart hosts."""
     __slots__ = ("session", "hosts", "transaction", "handle")
@@ -139,7 +159,8 @@ class _Forward(Wait):
         options = session.options
         self.handle = send_mail(
             session.worker.loop, self.hosts, self.transaction.sender, self.transaction.recipients,
-            self.transaction.spool_path, session.worker.timeouts, session.worker.helo_name, resume)
+            session.spool.contents() or self.transaction.spool_path, session.worker.timeouts,
+            session.worker.helo_name, resume)
 
     def cancel(self):
         if self.handle is not None and hasattr(self.handle, "cancel"):

@@ -51,8 +51,8 @@ class Context:
         self.engine = engine
         self.session = session
         lua = engine.lua
-        self.client = lua.table()
-        self.client[b"write"] = engine.client_write
+        self.client = engine._new_client(engine.client_write)
+        self.msg_file = None     # client.msg_file (bytes) from DATA to the end of the transaction
         self.mime = None
         self.uri_found = None
         self.headers = []        # the editable header list of the current message (header.*)
@@ -298,6 +298,8 @@ class Engine:
         self._waiting = g[b"__engine_waiting"]
         self._lookup = g[b"__engine_hook"]
         self._enter = g[b"__engine_enter"]
+        self._new_client = g[b"__engine_new_client"]
+        g[b"__engine_msg_file"] = self._msg_file
         self._gc = g[b"__engine_gc"]
         self._install_namespaces()
         self._load_file(self.script)
@@ -349,6 +351,20 @@ class Engine:
 
     def make_waiting(self, function):
         return self._waiting(function)
+
+    def _msg_file(self):
+        """client.msg_file: the spool path, its file written first if it was in memory."""
+        ctx = self.current
+        if ctx is None or ctx.msg_file is None:
+            return None
+        spool = getattr(ctx.session, "spool", None)
+        if spool is not None:
+            try:
+                spool.materialise()
+            except OSError as exc:
+                self.log.error("spool %s: %s" % (spool.path, exc.strerror), getattr(ctx.session, "ident", None))
+                return None
+        return ctx.msg_file
 
     # -- contexts ------------------------------------------------------------------------
     def new_context(self, session=None):

@@ -77,6 +77,9 @@ OPTIONS = (
        "allows it) and advertise it.", "flag"),
     _O("spool-dir", "/tmp", "Directory for spool files; empty disables spooling, header edits\n"
        "and smart-host forwarding."),
+    _O("spool-memory", "256", "Kilobytes of a message kept in memory before its spool file is\n"
+       "written; the file is also written as soon as a hook gets its path or reads\n"
+       "client.msg_file. 0 writes every message to a file as it arrives."),
     _O("lua-hook-cpu", "10", "Seconds of CPU a hook may use before it is stopped (its client\n"
        "gets 451)."),
     _O("lua-hook-timeout", "900", "Seconds a hook may take in all, waits included, before it is\n"
@@ -121,6 +124,7 @@ class Options:
 
     def __init__(self, values=None):
         self._values = {option.name: option.default for option in OPTIONS}
+        self._typed = {}     # (kind, name) -> parsed value: sessions read options per command
         self.actions = []
         if values:
             for name, value in values.items():
@@ -130,13 +134,22 @@ class Options:
         return self._values[name.lower()]
 
     def int(self, name):
-        return strtol(self.get(name))
+        key = ("int", name)
+        value = self._typed.get(key)
+        if value is None:
+            value = self._typed[key] = strtol(self.get(name))
+        return value
 
     def float(self, name):
-        try:
-            return float(self.get(name))
-        except ValueError:
-            return float(self.int(name))
+        key = ("float", name)
+        value = self._typed.get(key)
+        if value is None:
+            try:
+                value = float(self.get(name))
+            except ValueError:
+                value = float(self.int(name))
+            self._typed[key] = value
+        return value
 
     def flag(self, name):
         return self.int(name) != 0
@@ -149,6 +162,7 @@ class Options:
         if name not in BY_NAME:
             raise OptionError("unknown option %r" % name)
         self._values[name] = value
+        self._typed.clear()
 
     def apply(self, token):
         """Apply one option token; returns False when it is not an option at all."""
@@ -170,6 +184,7 @@ class Options:
                 self.actions.append(name)
             return True
         self._values[name] = value
+        self._typed.clear()
         return True
 
     def items(self):

@@ -95,6 +95,7 @@ class Worker:
             local_length=options.flag("rfc2821-local-length"),
             domain_length=options.flag("rfc2821-domain-length"))
         self.smart_hosts = split_hosts(options.get("smtp-smart-host"))
+        self.spool_memory = options.int("spool-memory") * 1024
         self.timeouts = Timeouts(
             connect=options.float("smtp-accept-timeout"),
             command=options.float("smtp-command-timeout"),

@@ -1,52 +1,102 @@
-"""Spool file lifecycle: written as DATA arrives, header edits applied between hook.dot and
-forwarding, removed at the end of the transaction or when the connection dies."""
+"""The message of one transaction: kept in memory while it is small, on disk when it grows
+or when something needs its path; header edits applied between hook.dot and forwarding;
+removed at the end of the transaction or when the connection dies.
+
+Why memory first: creating, closing and unlinking a file cost more than everything else a
+small message goes through, and most messages of most policies never need a file (the
+client hears 250 only after the smart host's 250, so the spool is no durability promise).
+The file appears, under the path the transaction always had, as soon as anything may read
+it: a hook that receives the path (dot, forward), a script reading `client.msg_file`, or a
+message larger than `memory_limit`. From then on the file is the message (spamd PROCESS
+may replace it); the memory copy is dropped.
+"""
 import os
 
 
 class Spool:
-    def __init__(self, directory, name):
+    def __init__(self, directory, name, memory_limit=0):
         self.path = os.path.join(directory, name)
         self.size = 0
-        self._file = open(self.path, "wb", buffering=65536)
-
-    @property
-    def writing(self):
-        """True while DATA is still being written (before the dot)."""
-        return self._file is not None
+        self.memory_limit = memory_limit
+        self._memory = bytearray()     # the message while it lives in memory
+        self._file = None              # the file being written (DATA still arriving)
+        self.on_disk = False
+        self.writing = True            # True while DATA is still arriving (before the dot)
+        if memory_limit <= 0:
+            self.materialise()
 
     def write(self, data):
-        self._file.write(data)
         self.size += len(data)
+        if self._file is not None:
+            self._file.write(data)
+            return
+        self._memory += data
+        if len(self._memory) > self.memory_limit:
+            self.materialise()
 
     def close(self):
+        """The end of DATA: nothing more will be written."""
+        self.writing = False
         if self._file is not None:
             self._file.close()
             self._file = None
 
+    def materialise(self):
+        """Make sure the message is in the file at `path` (raises OSError); -> path."""
+        if self.on_disk:
+            return self.path
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if self.writing:
+            self._file = open(descriptor, "wb", buffering=65536)
+            self._file.write(self._memory)
+        else:
+            with open(descriptor, "wb", buffering=0) as handle:
+                handle.write(self._memory)
+        self._memory = None
+        self.on_disk = True
+        return self.path
+
+    def contents(self):
+        """The message as bytes while it is in memory, else None (read the file)."""
+        return None if self.on_disk else bytes(self._memory)
+
     def rewrite_headers(self, headers, body_offset):
         """Replace the header section by `headers` (each without line end), keeping the body
-        from `body_offset` (None: the message had no body). Written to a temporary file and
-        renamed over the spool file, so a failure leaves the original untouched."""
+        from `body_offset` (None: the message had no body). On disk it is written to a
+        temporary file renamed over the spool file, so a failure leaves the original."""
         self.close()
+        head = b"".join(header + b"\r\n" for header in headers) + b"\r\n"
+        if not self.on_disk:
+            body = self._memory[body_offset:] if body_offset is not None else b""
+            self._memory = bytearray(head) + body
+            self.size = len(self._memory)
+            return
         temporary = self.path + ".tmp"
-        with open(self.path, "rb") as source, open(temporary, "wb") as target:
-            for header in headers:
-                target.write(header + b"\r\n")
-            target.write(b"\r\n")
-            if body_offset is not None:
-                source.seek(body_offset)
-                while True:
-                    block = source.read(1 << 20)
-                    if not block:
-                        break
-                    target.write(block)
-            self.size = target.tell()
-        os.replace(temporary, self.path)
+        try:
+            with open(self.path, "rb") as source, open(temporary, "wb") as target:
+                target.write(head)
+                if body_offset is not None:
+                    source.seek(body_offset)
+                    while True:
+                        block = source.read(1 << 20)
+                        if not block:
+                            break
+                        target.write(block)
+                self.size = target.tell()
+            os.replace(temporary, self.path)
+        except OSError:
+            _unlink(temporary)
+            raise
 
     def remove(self):
         self.close()
-        for path in (self.path, self.path + ".tmp"):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        self._memory = None
+        if self.on_disk:
+            _unlink(self.path)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -144,7 +144,8 @@ def test_ten_megabyte_message(tmp_path, sink):
 
 
 def test_dead_client_mid_data_leaves_no_spool_file(tmp_path, sink):
-    with daemon(tmp_path, smtp_smart_host="127.0.0.1:%d" % sink.port) as smtpe:
+    # spool-memory=0: the file is written as data arrives, so there is one to leave behind
+    with daemon(tmp_path, smtp_smart_host="127.0.0.1:%d" % sink.port, spool_memory=0) as smtpe:
         sock = socket.create_connection(("127.0.0.1", smtpe.port), timeout=10)
         sock.sendall(b"HELO c\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\nSubject: half\r\n\r\npart")
         deadline = time.monotonic() + 10

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tests.support.inproc import Harness
+from tests.support.smtpsink import RecordingSink
 
 QUIET = "-- no hooks\n"
 
@@ -337,3 +338,73 @@ def test_header_edits_of_a_message_without_body_keep_each_header_once(tmp_path):
     client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
     assert client.send("Subject: hi\r\nFrom: a@b.cd\r\n.\r\n") == "250 ok\r\n"
     assert harness.worker.engine.lua.eval("seen") == b"Subject: hi\r\nFrom: a@b.cd\r\nX-Tag: yes\r\n\r\n"
+
+
+SPOOL_WATCH = """
+    function hook.eoh()
+        if want_path then seen_path = client.msg_file end
+        local f = seen_path and io.open(seen_path, "rb")
+        on_disk_at_eoh = f ~= nil
+        if f then f:close() end
+    end
+    function hook.reset() want_path = false end
+"""
+
+
+def spool_files(harness):
+    folder = harness.options.get("spool-dir")
+    return [name for name in os.listdir(folder) if not name.startswith(".")]
+
+
+def test_a_small_message_no_hook_reads_is_forwarded_from_memory(tmp_path):
+    """The spool folder does not even exist: any attempt to write a file would fail (451)."""
+    with RecordingSink() as sink:
+        harness = Harness(tmp_path, SPOOL_WATCH, smtp_smart_host="127.0.0.1:%d" % sink.port,
+                          spool_dir=str(tmp_path / "missing"))
+        client = helo(harness)
+        client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+        reply = client.send("Subject: m\r\n\r\nbody\r\n.\r\n", settle=0.2)
+        for _ in range(100):
+            if reply:
+                break
+            reply = client.send(b"", settle=0.05)
+        assert reply.startswith("250") and sink.messages[-1].data == b"Subject: m\r\n\r\nbody\r\n"
+        assert harness.worker.engine.lua.eval("on_disk_at_eoh") is False
+
+
+def test_a_hook_that_gets_the_path_cannot_get_it_without_a_file(tmp_path):
+    harness = Harness(tmp_path, "function hook.dot(path) return '250 seen' end",
+                      spool_dir=str(tmp_path / "missing"))
+    client = helo(harness)
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    assert client.send("Subject: m\r\n\r\nbody\r\n.\r\n").startswith("451")
+    assert "No such file or directory" in harness.log
+
+
+def test_reading_client_msg_file_writes_the_spool_file_at_once(tmp_path):
+    harness = Harness(tmp_path, SPOOL_WATCH + """
+        function hook.forward(path)
+            local f = io.open(path, "rb"); forwarded = f:read("*a"); f:close()
+            return "250 taken"
+        end
+    """)
+    client = helo(harness)
+    harness.worker.engine.lua.execute("want_path = true")   # after HELO's hook.reset
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    assert client.send("Subject: m\r\n\r\nbody\r\n.\r\n") == "250 taken\r\n"
+    lua = harness.worker.engine.lua
+    assert lua.eval("on_disk_at_eoh") is True
+    assert lua.eval("seen_path").startswith(harness.options.get("spool-dir").encode())
+    assert lua.eval("forwarded") == b"Subject: m\r\n\r\nbody\r\n"
+    assert spool_files(harness) == []          # removed at the end of the transaction
+
+
+@pytest.mark.parametrize("memory_kb", [0, 1])
+def test_a_message_over_spool_memory_goes_to_disk_while_it_arrives(tmp_path, memory_kb):
+    harness = Harness(tmp_path, "function hook.body(line) end", spool_memory=memory_kb)
+    client = helo(harness)
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    client.send("Subject: big\r\n\r\n" + "x" * 2000 + "\r\n")
+    assert len(spool_files(harness)) == 1
+    client.send(".\r\n")
+    assert spool_files(harness) == []
