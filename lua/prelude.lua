@@ -115,17 +115,39 @@ function __engine_watch_hooks(changed)
 	return names
 end
 
--- A connection's `client` table. client.msg_file is answered on demand (the engine writes
--- a spool file kept in memory so far, see smtpe/spool.py); __engine_msg_file is set by the
--- engine.
-local client_meta = { __index = function(t, k)
-	if k == "msg_file" then
-		return __engine_msg_file()
+-- A message may still be in memory when a hook gets its spool path (smtpe/spool.py): every
+-- standard function that takes a file name, or a command that may name the file, first has
+-- the engine write the file out (__engine_touch*, set by the engine; a no-op for any other
+-- name).
+local function before_use_of_name(fn)
+	return function(name, ...)
+		if type(name) == "string" then
+			__engine_touch(name)
+		end
+		return fn(name, ...)
 	end
-end }
+end
 
-function __engine_new_client(write)
-	return setmetatable({ write = write }, client_meta)
+local function before_command(fn)
+	return function(command, ...)
+		if type(command) == "string" then
+			__engine_touch_command(command)
+		end
+		return fn(command, ...)
+	end
+end
+
+function __engine_guard_file_names()
+	for _, name in ipairs({ "open", "lines", "input", "output" }) do
+		if io[name] then io[name] = before_use_of_name(io[name]) end
+	end
+	for _, name in ipairs({ "remove", "rename" }) do
+		if os[name] then os[name] = before_use_of_name(os[name]) end
+	end
+	if os.execute then os.execute = before_command(os.execute) end
+	if io.popen then io.popen = before_command(io.popen) end
+	if loadfile then loadfile = before_use_of_name(loadfile) end
+	if dofile then dofile = before_use_of_name(dofile) end
 end
 
 function __engine_enter(c, m, f)

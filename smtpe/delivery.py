@@ -97,8 +97,6 @@ def _decide(session, transaction, scanner, size, max_size, held):
     session.ctx.body_offset = scanner.eoh_offset if scanner.eoh_offset > 0 else None
     mime_api.publish(session.ctx, scanner)
     path = transaction.spool_path
-    if not _spool_file_for(session, "dot"):
-        return _b(replies.try_again(tid))
     code, text = yield from session._hook("dot", path.encode())
     if text is None and held is not None:
         code, text = held
@@ -110,8 +108,6 @@ def _decide(session, transaction, scanner, size, max_size, held):
         except OSError as exc:
             session.log.error("spool rewrite: %s" % exc, session.ident)
             return _b(replies.try_again(tid))
-    if not _spool_file_for(session, "forward"):
-        return _b(replies.try_again(tid))
     recipients = session.engine.lua.table(*transaction.recipients)
     forward_code, forward_text = yield from session._hook("forward", path.encode(), transaction.sender, recipients)
     if forward_text is not None and not session.hook_failed:
@@ -128,20 +124,6 @@ def _decide(session, transaction, scanner, size, max_size, held):
     if text is not None:
         return text
     return _b(replies.default_at_dot(session.options.int("smtp-default-at-dot"), tid))
-
-
-def _spool_file_for(session, hook):
-    """hook.dot and hook.forward get the spool path: write the file first if the message is
-    still in memory and the hook is defined. -> False when the file cannot be written."""
-    spool = session.spool
-    if spool is None or spool.on_disk or hook.encode() not in session.engine.defined:
-        return True
-    try:
-        spool.materialise()
-    except OSError as exc:
-        session.log.error("spool %s: %s" % (spool.path, exc.strerror), session.ident)
-        return False
-    return True
 
 
 class _Forward(Wait):

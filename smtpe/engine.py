@@ -51,8 +51,8 @@ class Context:
         self.engine = engine
         self.session = session
         lua = engine.lua
-        self.client = engine._new_client(engine.client_write)
-        self.msg_file = None     # client.msg_file (bytes) from DATA to the end of the transaction
+        self.client = lua.table()
+        self.client[b"write"] = engine.client_write
         self.mime = None
         self.uri_found = None
         self.headers = []        # the editable header list of the current message (header.*)
@@ -298,8 +298,9 @@ class Engine:
         self._waiting = g[b"__engine_waiting"]
         self._lookup = g[b"__engine_hook"]
         self._enter = g[b"__engine_enter"]
-        self._new_client = g[b"__engine_new_client"]
-        g[b"__engine_msg_file"] = self._msg_file
+        g[b"__engine_touch"] = self.spool_path_used
+        g[b"__engine_touch_command"] = self.spool_path_in_command
+        g[b"__engine_guard_file_names"]()
         self._gc = g[b"__engine_gc"]
         self._install_namespaces()
         self._load_file(self.script)
@@ -352,19 +353,20 @@ class Engine:
     def make_waiting(self, function):
         return self._waiting(function)
 
-    def _msg_file(self):
-        """client.msg_file: the spool path, its file written first if it was in memory."""
-        ctx = self.current
-        if ctx is None or ctx.msg_file is None:
-            return None
-        spool = getattr(ctx.session, "spool", None)
-        if spool is not None:
+    def spool_path_used(self, name):
+        """Something is about to use file `name` (bytes): if it is the running connection's
+        spool file and the message is still in memory, write the file now."""
+        spool = getattr(getattr(self.current, "session", None), "spool", None)
+        if spool is not None and not spool.on_disk and name == spool.path_bytes:
             try:
                 spool.materialise()
-            except OSError as exc:
-                self.log.error("spool %s: %s" % (spool.path, exc.strerror), getattr(ctx.session, "ident", None))
-                return None
-        return ctx.msg_file
+            except OSError as exc:  # the caller's open fails in turn, with its own error
+                self.log.error("spool %s: %s" % (spool.path, exc.strerror), self.current.session.ident)
+
+    def spool_path_in_command(self, command):
+        spool = getattr(getattr(self.current, "session", None), "spool", None)
+        if spool is not None and not spool.on_disk and spool.path_bytes in command:
+            self.spool_path_used(spool.path_bytes)
 
     # -- contexts ------------------------------------------------------------------------
     def new_context(self, session=None):

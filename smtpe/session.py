@@ -581,7 +581,7 @@ class Session:
                 yield from self._send(self.replies.try_again(transaction.id))
                 return
             transaction.spool_path = self.spool.path
-        self.ctx.msg_file = os.fsencode(transaction.spool_path)  # client.msg_file, on demand
+        self.ctx.client[b"msg_file"] = os.fsencode(transaction.spool_path)
         self.state = p.DATA
         code, text = yield from self._hook("data")
         sent = yield from self._reply(code, text, self.replies.data())
@@ -670,7 +670,7 @@ class Session:
         yield from self._hook_quietly("reset")
         client = self.ctx.client
         client[b"id_trans"] = None
-        self.ctx.msg_file = None
+        client[b"msg_file"] = None
         if self.spool is not None:
             self.spool.remove()
             self.spool = None

@@ -5,10 +5,11 @@ removed at the end of the transaction or when the connection dies.
 Why memory first: creating, closing and unlinking a file cost more than everything else a
 small message goes through, and most messages of most policies never need a file (the
 client hears 250 only after the smart host's 250, so the spool is no durability promise).
-The file appears, under the path the transaction always had, as soon as anything may read
-it: a hook that receives the path (dot, forward), a script reading `client.msg_file`, or a
-message larger than `memory_limit`. From then on the file is the message (spamd PROCESS
-may replace it); the memory copy is dropped.
+The file appears, under the path the transaction always had, as soon as anything is about
+to use that path: Lua's io/os functions and smtpe's API functions that take a file name
+tell the engine first (smtpe.engine.Engine.spool_path_used), or when the message grows past
+`memory_limit`. From then on the file is the message (spamd PROCESS may replace it); the
+memory copy is dropped.
 """
 import os
 
@@ -16,6 +17,7 @@ import os
 class Spool:
     def __init__(self, directory, name, memory_limit=0):
         self.path = os.path.join(directory, name)
+        self.path_bytes = os.fsencode(self.path)
         self.size = 0
         self.memory_limit = memory_limit
         self._memory = bytearray()     # the message while it lives in memory

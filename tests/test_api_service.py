@@ -379,6 +379,7 @@ def test_spamd_process_rewrites_the_spool_and_the_header_list(engine, ctx, spamd
 def test_spamd_process_is_refused_while_the_message_is_being_spooled(engine, ctx, tmp_path):
     class OpenSpool:
         writing = True
+        on_disk = True
     ctx.session.spool = OpenSpool()
     own_spool(ctx, spool(tmp_path, HAM))
     outcomes = []

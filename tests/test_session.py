@@ -372,16 +372,31 @@ def test_a_small_message_no_hook_reads_is_forwarded_from_memory(tmp_path):
         assert harness.worker.engine.lua.eval("on_disk_at_eoh") is False
 
 
-def test_a_hook_that_gets_the_path_cannot_get_it_without_a_file(tmp_path):
-    harness = Harness(tmp_path, "function hook.dot(path) return '250 seen' end",
-                      spool_dir=str(tmp_path / "missing"))
+def test_the_spool_file_is_written_when_a_hook_opens_its_path(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.dot(path)
+            local untouched = io.open(path .. ".other", "rb")
+            local f = io.open(path, "rb"); local text = f:read("*a"); f:close()
+            return "250 read " .. #text .. " " .. tostring(untouched)
+        end
+    """)
     client = helo(harness)
     client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
-    assert client.send("Subject: m\r\n\r\nbody\r\n.\r\n").startswith("451")
+    assert client.send("Subject: m\r\n\r\nbody\r\n.\r\n") == "250 read 20 nil\r\n"
+    assert spool_files(harness) == []
+
+
+def test_a_spool_file_that_cannot_be_written_fails_the_open_not_the_server(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.dot(path) return "451 open: " .. tostring(io.open(path, "rb")) end
+    """, spool_dir=str(tmp_path / "missing"))
+    client = helo(harness)
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    assert client.send("Subject: m\r\n\r\nbody\r\n.\r\n") == "451 open: nil\r\n"
     assert "No such file or directory" in harness.log
 
 
-def test_reading_client_msg_file_writes_the_spool_file_at_once(tmp_path):
+def test_opening_client_msg_file_during_data_writes_the_spool_file_at_once(tmp_path):
     harness = Harness(tmp_path, SPOOL_WATCH + """
         function hook.forward(path)
             local f = io.open(path, "rb"); forwarded = f:read("*a"); f:close()
@@ -408,3 +423,15 @@ def test_a_message_over_spool_memory_goes_to_disk_while_it_arrives(tmp_path, mem
     assert len(spool_files(harness)) == 1
     client.send(".\r\n")
     assert spool_files(harness) == []
+
+
+def test_a_command_naming_the_spool_file_finds_it_written(tmp_path):
+    harness = Harness(tmp_path, """
+        function hook.dot(path)
+            local status = os.execute("test -s '" .. path .. "'")   -- io.popen: not in this Lua build
+            return "250 status " .. status
+        end
+    """)
+    client = helo(harness)
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    assert client.send("Subject: m\r\n\r\nbody\r\n.\r\n") == "250 status 0\r\n"

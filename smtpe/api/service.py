@@ -213,6 +213,7 @@ def install(api):
 
     def clamd(path=None, hosts=None, timeout=None):
         path = text(path)
+        api.engine.spool_path_used(path)
         if not _readable_file(path):
             return False
         return launch(lambda: clamd_service.ClamdJob(
@@ -220,6 +221,7 @@ def install(api):
 
     def spamd(path=None, hosts=None, method=None, user=None, timeout=None):
         path = text(path)
+        api.engine.spool_path_used(path)
         if not _readable_file(path):
             return False
         method = (text(method) or b"CHECK").upper()
