@@ -1,5 +1,4 @@
 """Command line: options -> action (run, -help, -version, -info, -check)."""
-import os
 import platform
 import sys
 

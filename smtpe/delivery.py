@@ -16,7 +16,7 @@ CRLF = b"\r\n"
 
 
 def end_of_data(session):
-    from .session import READ, _b
+    from .session import READ
     transaction = session.transaction
     engine = session.engine
     # a superset of the defined hooks (a hook set to nil stays listed): calling one that is
@@ -138,7 +138,6 @@ class _Forward(Wait):
 
     def start(self, resume):
         session = self.session
-        options = session.options
         self.handle = send_mail(
             session.worker.loop, self.hosts, self.transaction.sender, self.transaction.recipients,
             session.spool.contents() or self.transaction.spool_path, session.worker.timeouts,

@@ -1,7 +1,6 @@
 """A worker: listeners, accepting clients, rate limits, signals (TERM drains, HUP reloads the
 script, QUIT exits), and the Session per connection. Knows no SMTP details."""
 import errno
-import os
 import signal
 import socket
 

@@ -10,7 +10,6 @@ import base64
 import errno
 import ipaddress
 import os
-import socket
 
 from . import protocol as p
 from .ids import TransactionIds

@@ -2,17 +2,13 @@
 no encoding: Lua strings are bytes): `uri.parse/encode/decode`, and `mime.parts` /
 `uri.found` as smtpe.api.mime.publish fills them from a finished scanner."""
 import hashlib
-import io
 import os
 
 import pytest
 
 from smtpe._speedups.scanner import MessageScanner
 from smtpe.api import mime
-from smtpe.engine import Engine
-from smtpe.log import Log
-from smtpe.loop import Loop
-from smtpe.options import Options
+from tests.support.engine import engine_with_script, lua
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mime")
 
@@ -47,13 +43,7 @@ MESSAGE = (b"From: a@example.com\r\nSubject: links http://header.example.com/\r\
 
 @pytest.fixture
 def engine(tmp_path):
-    script = tmp_path / "policy.lua"
-    script.write_bytes(SCRIPT)
-    return Engine(Options(), Loop(), Log(stream=io.StringIO()), script=str(script))
-
-
-def lua(engine, source):
-    return engine.lua.execute(source.encode() if isinstance(source, str) else source)
+    return engine_with_script(tmp_path, SCRIPT)
 
 
 def published(engine, message):

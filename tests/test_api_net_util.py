@@ -1,14 +1,10 @@
 """The Lua namespaces `net` and `util` as a script sees them, through the real engine
 (smtpe.engine.Engine, lupa's Lua 5.1, no encoding: Lua strings are bytes)."""
-import io
 import os
 
 import pytest
 
-from smtpe.engine import Engine
-from smtpe.log import Log
-from smtpe.loop import Loop
-from smtpe.options import Options
+from tests.support.engine import engine_with_script, lua
 
 SCRIPT = b"""
 function count(...) return select('#', ...) end
@@ -22,13 +18,7 @@ end
 
 @pytest.fixture
 def engine(tmp_path):
-    script = tmp_path / "policy.lua"
-    script.write_bytes(SCRIPT)
-    return Engine(Options(), Loop(), Log(stream=io.StringIO()), script=str(script))
-
-
-def lua(engine, source):
-    return engine.lua.execute(source.encode() if isinstance(source, str) else source)
+    return engine_with_script(tmp_path, SCRIPT)
 
 
 # -- net.is_ip / is_ip_reserved -------------------------------------------------------------

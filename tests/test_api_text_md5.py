@@ -1,16 +1,12 @@
 """The Lua namespaces `text` and `md5` as a script sees them, through the real engine
 (smtpe.engine.Engine, lupa's Lua 5.1, no encoding: Lua strings are bytes)."""
 import hashlib
-import io
 
 import pytest
 
-from smtpe.engine import Engine
-from smtpe.log import Log
-from smtpe.loop import Loop
-from smtpe.options import Options
 from tests.reference import ixhash_ref
 from tests.reference.vectors import read_bytes
+from tests.support.engine import engine_with_script, lua
 
 SCRIPT = b"""
 -- Helpers the tests call, written the way a policy script would use the API.
@@ -45,13 +41,7 @@ end
 
 @pytest.fixture
 def engine(tmp_path):
-    script = tmp_path / "policy.lua"
-    script.write_bytes(SCRIPT)
-    return Engine(Options(), Loop(), Log(stream=io.StringIO()), script=str(script))
-
-
-def lua(engine, source):
-    return engine.lua.execute(source.encode() if isinstance(source, str) else source)
+    return engine_with_script(tmp_path, SCRIPT)
 
 
 # -- text.find ------------------------------------------------------------------------------------

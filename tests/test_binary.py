@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.support.daemon import ROOT, Daemon
-from tests.support.net import free_port, wait_for_port
+from tests.support.net import wait_for_port
 from tests.support.smtpsink import RecordingSink
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -2,7 +2,6 @@
 and spamd from Debian, Python's http.server), plus a faulty peer for refused, silent, slow,
 garbage and dropped connections. Every job must finish (on_done once) within its timeout."""
 import os
-import socket
 import time
 
 import pytest

@@ -1,7 +1,6 @@
 """AUTH, XCLIENT, pipelining detection, client.write and close codes, in-process."""
 import base64
 
-import pytest
 
 from tests.support.inproc import Harness
 

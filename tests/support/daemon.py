@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 from .net import free_port, stop_process, wait_for_port
 
