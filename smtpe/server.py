@@ -12,7 +12,7 @@ from .loop import Loop
 from .protocol import PathRules, Replies
 from .ratelimit import ClientRates, GlobalRate
 from .session import Session
-from .smtpclient import Timeouts
+from .smtpclient import Timeouts, close_idle
 from .transport import SocketTransport
 
 ACCEPTS_PER_WAKEUP = 64
@@ -221,6 +221,7 @@ class Worker:
         self.stopping = True
         self.stop_accepting()
         self.close_listeners()
+        close_idle(self.loop)          # pooled smart-host connections: QUIT now
         for session in list(self.sessions):
             session.drain()
         if not self.sessions:

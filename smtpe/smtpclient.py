@@ -23,6 +23,28 @@ The dialogue is original-behaviour.md §5.1 with DECISIONS.md and these choices:
   lenient host: SMTP smuggling), with a CRLF added when missing before the final dot. It
   is read and queued block by block as the socket drains: memory stays bounded.
 * QUIT ends a finished dialogue; the result is reported without waiting for its reply.
+
+Connection reuse (a pool per Loop, i.e. per worker; `close_idle(loop)` empties it):
+* A connection goes back to the pool, idle and already greeted, for its exact host entry
+  (and HELO name) instead of QUIT when its transaction ended cleanly: the reply to the
+  final dot was read (whatever its code), or the transaction failed before the message
+  (MAIL or every RCPT refused, DATA refused, a call-ahead) and a RSET was answered 250 --
+  the result is reported before that RSET's reply, and a pipelined call-ahead carries its
+  RSET in the MAIL/RCPT group. Never after a 421, a transport error, a timeout, anything
+  unexpected, a 354 to a DATA that carried nothing, or a failed EHLO/HELO: those close.
+* Failover order holds: send_mail takes an idle connection only to the *first* host of its
+  list (the one it would try first), the most recently used one, and starts at MAIL. So
+  only connections to that first host are pooled; one to a later host (the first one is
+  down) is QUIT as before, and the next message tries the first host again.
+* A reused connection may have died while idle. If the reply to its MAIL is missing (EOF,
+  reset, write error, timeout, garbage) or is 421, nothing of the message has been sent:
+  the delivery starts again once, from the first host, on fresh connections. Later
+  failures are reported as on a fresh connection. The caller only ever sees the replies
+  of a dialogue that carried its message (or of the fresh attempt).
+* Bounds: POOL_MAX_IDLE idle connections per host entry (more are QUIT), POOL_IDLE_TIMEOUT
+  seconds idle (then QUIT), POOL_MAX_MESSAGES transactions per connection (the last one
+  pipelines QUIT with its message). Idle connections are watched: a host that closes one
+  or says anything unasked (a 421 before closing) has it dropped from the pool at once.
 """
 import os
 import socket
@@ -44,7 +66,14 @@ LINE_LIMIT = 4096        # a longer reply line is garbage (RFC 5321 says 512)
 MAX_REPLY_LINES = 200
 GOODBYE_TIMEOUT = 5.0    # seconds we keep a connection open for the reply to QUIT
 
+# The connection pool (read at each use, so tests may change them)
+POOL_MAX_IDLE = 16       # idle connections kept per host entry and loop (0: no reuse)
+POOL_IDLE_TIMEOUT = 5.0  # seconds a connection may stay idle (Postfix's own cache keeps 2 s;
+                         # servers allow 300 s)
+POOL_MAX_MESSAGES = 100  # transactions per connection: spreads load, no endless sessions
+
 SEND_MESSAGE = object()  # what the dialogue yields to have the message sent
+RETRY_FRESH = object()   # what it yields when a reused connection answered MAIL with 421
 _NOTHING = object()
 
 
@@ -111,7 +140,8 @@ def send_mail(loop, hosts, sender, recipients, source, timeouts, helo_name, on_d
     source: a spool file path (str), the message (bytes), or None for call-ahead (stop after
     RCPT). timeouts: a Timeouts. helo_name: our name for EHLO/HELO (None: this host's FQDN).
     pipelining=False never pipelines. Returns a handle whose cancel() abandons the delivery
-    (on_done is then never called); otherwise on_done(Result) once, from the loop."""
+    (on_done is then never called); otherwise on_done(Result) once, from the loop.
+    An idle pooled connection to the first host is used when there is one (module doc)."""
     delivery = _Delivery(loop, hosts, sender, recipients, source, timeouts, helo_name, on_done, pipelining)
     loop.call_soon(delivery.start)
     return delivery
@@ -128,10 +158,17 @@ class _Delivery:
         self.result = Result(0)       # sized once the recipients are checked
         self.finished = False
         self.hosts = []
+        self.first_entry = None      # the host tried first: the only one whose connections are pooled
         self.last_error = "no host given"
         self.attempt = 0
         self.connector = None
         self.stream = None
+        self.entry = None            # the host entry being tried (the pool's key)
+        self.conn = None             # _Connection once EHLO/HELO succeeded (or taken from the pool)
+        self.reusing = False         # a pooled connection whose reply to MAIL is awaited
+        self.keep = False            # the connection may go back to the pool afterwards
+        self.rset_sent = False       # RSET went out pipelined after a call-ahead's RCPTs
+        self.saw_421 = False         # the host said it is closing: never pool
         self.message = None          # _Message, opened before connecting
         self.steps = None            # the dialogue generator
         self.settled = None          # a reply that decides the result if the host now drops us
@@ -178,6 +215,12 @@ class _Delivery:
                 self.message = _Message(self.source)
             except (OSError, ValueError) as exc:
                 self._fail(ERROR_IO, "reading the message: %s" % (getattr(exc, "strerror", None) or exc))
+                return
+        if self.hosts:
+            self.first_entry = self.hosts[0]
+            conn = _pool(self.loop).take(self.first_entry, self.helo)
+            if conn is not None:
+                self._reuse(conn)
                 return
         self._next_host()
 
@@ -233,17 +276,23 @@ class _Delivery:
         self._report()
 
     def _complete(self, reply):
-        """The dialogue ended with `reply` (success or SMTP failure): QUIT and report."""
+        """The dialogue ended with `reply` (success or SMTP failure): pool the connection
+        (or QUIT) and report."""
         result = self.result
         result.code = reply.code
         result.text = reply.text
         result.stage = reply.stage
         stream, self.stream = self.stream, None
+        conn, self.conn = self.conn, None
         self._release()
         if self.abort_data:
             stream.close()   # the host waits for message data: losing the connection aborts it
-        else:
+        elif conn is None or not self.keep or self.quit_sent or self.saw_421:
             _say_goodbye(stream, self.quit_sent)
+        elif result.stage == "dot":
+            _pool(self.loop).put(conn)
+        else:                # no transaction completed: RSET, pooled when it is answered 250
+            _pool(self.loop).reset(conn, self.timeouts.command, self.rset_sent)
         self._report()
 
     # -- connecting and the greeting -----------------------------------------------------
@@ -252,7 +301,7 @@ class _Delivery:
             self.result.stage = "connect"
             self._fail(NO_HOST, self.last_error)
             return
-        entry = self.hosts.pop(0)
+        entry = self.entry = self.hosts.pop(0)
         self.result.stage = "connect"
         self.attempt += 1
         attempt = self.attempt
@@ -288,6 +337,31 @@ class _Delivery:
         self.reply_then = self._run
         self._run(None)
 
+    def _reuse(self, conn):
+        """Start at MAIL on an idle connection from the pool (to self.hosts[0], which stays
+        in the list for the fresh attempt should this connection turn out dead)."""
+        self.conn = conn
+        self.stream = conn.stream
+        self.reusing = True
+        self.result.host = conn.stream.host
+        self.steps = self._transaction(conn.extensions)
+        self.reply_then = self._run
+        self._run(None)
+
+    def _retry_fresh(self, reason):
+        """The reused connection was dead (its MAIL got no reply, or 421). Nothing of the
+        message was sent: start again, once, on fresh connections from the first host."""
+        stream, self.stream = self.stream, None
+        self.conn = None
+        self.reusing = False
+        self.steps = None
+        self.settled = None
+        self.abort_data = self.quit_sent = self.rset_sent = self.saw_421 = self.keep = False
+        self.result = Result(len(self.recipients))
+        self.last_error = "reused connection: %s" % reason
+        stream.close()       # a 421 host is closing it anyway; a dead one cannot hear QUIT
+        self._next_host()
+
     def _host_failed_early(self, reason):
         """Silence, garbage or a closed connection instead of a greeting: next host."""
         self.last_error = "%s: %s" % (self.stream.host, reason)
@@ -304,6 +378,9 @@ class _Delivery:
                 step = self.steps.send(value)
             except StopIteration as stop:
                 self._complete(stop.value)
+                return
+            if step is RETRY_FRESH:
+                self._retry_fresh("421 to MAIL")
                 return
             if step is SEND_MESSAGE:
                 self.result.stage = "message"
@@ -329,16 +406,33 @@ class _Delivery:
             if reply.code != 250:
                 return reply
             extensions = {}
+        self.conn = _Connection(self.entry, self.helo, stream, extensions)
+        return (yield from self._transaction(extensions))
+
+    def _transaction(self, extensions):
+        """MAIL to the end, on a greeted connection (fresh or from the pool)."""
+        result, stream, command = self.result, self.stream, self.timeouts.command
+        conn = self.conn
+        conn.transactions += 1
+        # Only connections to the host tried first are pooled: only those are ever reused.
+        keep = self.keep = conn.key[0] == self.first_entry and _pool(self.loop).may_keep(conn)
         sending = self.message is not None
         mail_command = self._mail_command(extensions)
         rcpt_commands = [b"RCPT TO:<%s>\r\n" % address for address in self.recipients]
         pipelined = self.pipelining and b"PIPELINING" in extensions
         result.stage = "MAIL"
         if pipelined:
-            stream.write(b"".join([mail_command, *rcpt_commands, b"DATA\r\n" if sending else b""]))
+            # a call-ahead that keeps the connection ends its group with the RSET it needs
+            self.rset_sent = not sending and keep
+            last = b"DATA\r\n" if sending else b"RSET\r\n" if self.rset_sent else b""
+            stream.write(b"".join([mail_command, *rcpt_commands, last]))
         else:
             stream.write(mail_command)
         mail = yield command
+        if self.reusing:
+            if mail.code == 421:
+                yield RETRY_FRESH         # never resumed
+            self.reusing = False          # it answered: from here on, as a fresh connection
         result.mail_accepted = mail.code == 250
         if not result.mail_accepted:
             if not pipelined:
@@ -370,8 +464,8 @@ class _Delivery:
         if data.code != 354:
             return data
         # RFC 2920 lets QUIT end the group that the message content starts: one write and
-        # one round trip fewer per message.
-        self.quit_sent = pipelined
+        # one round trip fewer per message, when the connection will not be pooled.
+        self.quit_sent = pipelined and not keep
         yield SEND_MESSAGE
         result.stage = "dot"
         return (yield self.timeouts.dot)
@@ -454,10 +548,15 @@ class _Delivery:
                 self._read_failed(ERROR, "reply longer than %d lines" % MAX_REPLY_LINES)
                 return None
             return _NOTHING
-        return Reply(int(lines[0][:3]), b"".join(lines), self.result.stage)
+        code = int(lines[0][:3])
+        if code == 421:
+            self.saw_421 = True
+        return Reply(code, b"".join(lines), self.result.stage)
 
     def _read_failed(self, code, reason):
-        if self.result.host is None:
+        if self.reusing:                  # a pooled connection that died while idle
+            self._retry_fresh(reason)
+        elif self.result.host is None:
             self._host_failed_early(reason)
         elif self.settled is not None:
             self.abort_data = True        # close without QUIT: the host is gone anyway
@@ -512,6 +611,140 @@ def _say_goodbye(stream, quit_sent=False):
     if not quit_sent:
         stream.write(b"QUIT\r\n")
     stream.read_until_eof(lambda _data: stream.close(), GOODBYE_TIMEOUT, 65536)
+
+
+# -- the connection pool ---------------------------------------------------------------------
+
+def close_idle(loop):
+    """Worker drain/shutdown: QUIT every idle smart-host connection of `loop`, and pool no
+    more on it (a delivery still running QUITs its connection when it ends)."""
+    _pool(loop).close()
+
+
+def idle_connections(loop):
+    """{host entry: number of idle pooled connections} of `loop` (for tests and logs)."""
+    pool = getattr(loop, "_smtpclient_pool", None)
+    if pool is None:
+        return {}
+    counts = {}
+    for (entry, _helo), idle in pool.idle.items():
+        counts[entry] = counts.get(entry, 0) + len(idle)
+    return counts
+
+
+def _pool(loop):
+    pool = getattr(loop, "_smtpclient_pool", None)
+    if pool is None:
+        pool = loop._smtpclient_pool = _Pool(loop)
+    return pool
+
+
+class _Connection:
+    """A greeted smart-host connection: what a later transaction needs to start at MAIL."""
+    __slots__ = ("key", "stream", "extensions", "transactions", "pooled")
+
+    def __init__(self, entry, helo, stream, extensions):
+        self.key = (entry, helo)
+        self.stream = stream
+        self.extensions = extensions
+        self.transactions = 0        # MAIL commands sent on it
+        self.pooled = False          # idle in the pool (its stream watched for EOF)
+
+
+class _Pool:
+    """Idle connections of one loop by (host entry, HELO name), most recently used last."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.idle = {}
+        self.closed = False
+
+    def may_keep(self, conn):
+        return not self.closed and POOL_MAX_IDLE > 0 and conn.transactions < POOL_MAX_MESSAGES
+
+    def take(self, entry, helo):
+        """-> the most recently pooled connection to `entry`, or None."""
+        key = (entry, helo)
+        idle = self.idle.get(key)
+        if not idle:
+            return None
+        conn = idle.pop()
+        if not idle:
+            del self.idle[key]
+        conn.pooled = False          # its idle read is replaced by the next read_line
+        return conn
+
+    def put(self, conn):
+        """A connection whose transaction ended cleanly: keep it idle, or QUIT it."""
+        stream = conn.stream
+        if stream.closed or stream.broken or stream.pending_output:
+            stream.close()
+            return
+        idle = self.idle.get(conn.key)
+        if not self.may_keep(conn) or (idle is not None and len(idle) >= POOL_MAX_IDLE):
+            _say_goodbye(stream)
+            return
+        if idle is None:
+            idle = self.idle[conn.key] = []
+        idle.append(conn)
+        conn.pooled = True
+        # Anything the host says now (EOF, a 421 before it closes) or the idle timeout ends
+        # it; so does input already buffered (a reply nobody asked for): at once.
+        stream.read_some(lambda data: self._idle_event(conn, data), POOL_IDLE_TIMEOUT)
+
+    def _idle_event(self, conn, data):
+        if not conn.pooled:
+            return                   # taken meanwhile: this was the old idle read failing
+        self._remove(conn)
+        stream = conn.stream
+        if data is None and not stream.broken:
+            _say_goodbye(stream)     # idle too long: QUIT
+        else:
+            stream.close()           # closed, reset, or something unasked: the host is leaving
+
+    def _remove(self, conn):
+        conn.pooled = False
+        idle = self.idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+            if not idle:
+                del self.idle[conn.key]
+
+    def reset(self, conn, timeout, rset_sent=False):
+        """A transaction that ended before the message: RSET (unless it went out pipelined)
+        and pool the connection once that is answered 250; anything else closes it."""
+        stream = conn.stream
+        if not self.may_keep(conn):
+            _say_goodbye(stream)     # (after a pipelined RSET too: its reply is just read)
+            return
+        if not rset_sent:
+            stream.write(b"RSET\r\n")
+        lines = []
+
+        def on_line(line):
+            if stream.closed:
+                return
+            if (line is None or not line.endswith(b"\n") or not line[:3].isdigit()
+                    or line[3:4] not in (b" ", b"-", b"\r", b"\n") or len(lines) >= MAX_REPLY_LINES):
+                stream.close()
+                return
+            lines.append(line)
+            if line[3:4] == b"-":
+                stream.read_line(on_line, timeout, LINE_LIMIT)
+            elif lines[0][:3] == b"250":
+                self.put(conn)
+            else:
+                _say_goodbye(stream)
+
+        stream.read_line(on_line, timeout, LINE_LIMIT)
+
+    def close(self):
+        self.closed = True
+        idle, self.idle = self.idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.pooled = False
+                _say_goodbye(conn.stream)
 
 
 class _Message:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from smtpe.loop import Loop
 from smtpe.smtpclient import (ERROR, ERROR_EOF, ERROR_IO, ERROR_TIMEOUT, NO_HOST, Timeouts,
-                              WireEncoder, send_mail)
+                              WireEncoder, close_idle, send_mail)
 from tests.support.smtpsink import RecordingSink, SmtpSink
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,8 +26,10 @@ MESSAGE = (b"From: a@x.org\r\nSubject: exact\r\n\r\n.leading dot\r\n..two dots\r
 
 def deliver(hosts, source, recipients=(b"b@y.org",), sender=b"a@x.org", timeouts=PATIENT,
             pipelining=True, limit=60.0, loop=None):
-    """Run one send_mail on its own loop until it reports; -> (result, seconds taken).
-    Keeps turning the loop a little longer to prove on_done comes exactly once."""
+    """Run one send_mail until it reports; -> (result, seconds taken). Keeps turning the loop
+    a little longer to prove on_done comes exactly once. Without a `loop` given it runs on
+    its own one, and then closes the pooled connection (QUIT) as a worker's drain does."""
+    own_loop = loop is None
     loop = loop or Loop()
     results = []
     started = time.monotonic()
@@ -41,7 +43,18 @@ def deliver(hosts, source, recipients=(b"b@y.org",), sender=b"a@x.org", timeouts
     for _ in range(5):
         loop.run_once(0.01)
     assert len(results) == 1
+    if own_loop:
+        finish(loop)
     return results[0], elapsed
+
+
+def finish(loop, limit=10.0):
+    """close_idle(loop) and turn it until every connection is closed (QUIT answered)."""
+    close_idle(loop)
+    deadline = time.monotonic() + limit
+    while (loop._readers or loop._writers) and time.monotonic() < deadline:
+        loop.run_once(0.02)
+    assert not loop._readers and not loop._writers, "connections left open"
 
 
 def stuffed(message):
@@ -150,6 +163,7 @@ def test_smtp_sink_twenty_concurrent_deliveries_on_one_loop(tmp_path):
             loop.run_once(0.05)
         assert [r.code for r in results] == [250] * 20
         assert sink.wait_for(20)
+        finish(loop)
         received = sorted(m.data for m in sink.messages())
     assert received == sorted(b"Subject: %d\r\n\r\nbody\r\n" % n for n in range(20))
 
@@ -242,11 +256,22 @@ def test_no_accepted_recipient_means_no_data():
 
 
 def test_call_ahead_stops_after_rcpt():
+    """No DATA; the RSET that makes the connection reusable ends the pipelined group (the
+    QUIT is close_idle's, in deliver)."""
     with RecordingSink() as sink:
         result, _ = deliver([sink.address], None, recipients=[b"b@y.org", b"c@y.org"])
     assert result.ok and result.accepted == 2
     assert [line.split(b":")[0] for line in sink.commands] == [b"EHLO client.test\r\n", b"MAIL FROM", b"RCPT TO",
-                                                               b"RCPT TO", b"QUIT\r\n"]
+                                                               b"RCPT TO", b"RSET\r\n", b"QUIT\r\n"]
+    assert sink.transactions[0].pipelined
+
+
+def test_call_ahead_without_pipelining_rsets_after_the_replies():
+    with RecordingSink(pipelining=False) as sink:
+        result, _ = deliver([sink.address], None, recipients=[b"b@y.org"])
+    assert result.ok and result.accepted == 1 and sink.violations == []
+    assert [line.split(b":")[0] for line in sink.commands] == [b"EHLO client.test\r\n", b"MAIL FROM", b"RCPT TO",
+                                                               b"RSET\r\n", b"QUIT\r\n"]
 
 
 @pytest.mark.parametrize("mode, code, stage", [

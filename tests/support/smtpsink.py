@@ -31,12 +31,21 @@ the client: `violations` lists commands sent ahead of a reply without PIPELINING
   slow                 waits `delay` seconds before every reply
 
 `rcpt_replies` ({address: reply line}) answers chosen recipients specially (e.g. 251, 550).
+
+For connection reuse (any mode): every Envelope records the number of the `connection` it
+came on (1, 2, ... in accept order; `per_connection()` counts messages per connection).
+`stale_after=N` makes a connection that has seen N MAIL commands treat the next MAIL as a
+client on a connection the server dropped meanwhile: `stale="eof"` closes without a word,
+`"reset"` closes with a RST, `"421"` answers 421 and closes, `"hang"` never answers.
+`idle_close=seconds` closes a connection left idle that long outside a transaction, saying
+421 first (as Postfix smtpd does at its timeout). `quits()` counts QUIT commands.
 """
 import glob
 import os
 import pwd
 import select
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -60,6 +69,7 @@ class Envelope:
     rcpt_args: list = field(default_factory=list)
     wire: bytes = b""             # DATA content exactly as received, terminator included
     pipelined: bool = False       # RCPT/DATA arrived before MAIL had been answered
+    connection: int = 0           # RecordingSink: which connection (1, 2, ... in accept order)
 
 
 class SmtpSink:
@@ -145,8 +155,11 @@ def _parse_dump(dump):
 
 class RecordingSink:
     def __init__(self, mode="accept", host="127.0.0.1", pipelining=True, size=None, delay=0.0,
-                 rcpt_replies=None):
+                 rcpt_replies=None, stale_after=None, stale="eof", idle_close=None):
         self.mode = mode
+        self.stale_after = stale_after
+        self.stale = stale
+        self.idle_close = idle_close
         self.host = host
         self.pipelining = pipelining
         self.size = size                  # advertise SIZE (0: without a limit); None: not at all
@@ -158,6 +171,8 @@ class RecordingSink:
         self.commands = []                # every command line received, in order
         self.violations = []              # commands sent early without PIPELINING
         self.connections = 0
+        self.stale_closes = 0             # connections ended by stale_after
+        self.idle_closes = 0              # connections ended by idle_close
         self._stop = threading.Event()
         self._listener = socket.socket(self.family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -184,6 +199,17 @@ class RecordingSink:
         for thread in self._threads:
             thread.join(5)
 
+    def per_connection(self):
+        """Accepted messages per connection, in connection order (connections without
+        an accepted message left out)."""
+        counts = {}
+        for envelope in self.messages:
+            counts[envelope.connection] = counts.get(envelope.connection, 0) + 1
+        return [counts[number] for number in sorted(counts)]
+
+    def quits(self):
+        return sum(1 for line in self.commands if line[:4].upper() == b"QUIT")
+
     def _spawn(self, target, *args):
         thread = threading.Thread(target=target, args=args, daemon=True)
         self._threads.append(thread)
@@ -199,14 +225,14 @@ class RecordingSink:
             except OSError:
                 return
             self.connections += 1
-            self._spawn(self._session, conn)
+            self._spawn(self._session, conn, self.connections)
 
     # -- one connection ------------------------------------------------------------------
-    def _session(self, conn):
+    def _session(self, conn, number):
         with conn:
-            conn.settimeout(0.5)          # wakes up now and then to notice the sink stopping
+            conn.settimeout(0.1)          # wakes up now and then to notice the sink stopping
             try:
-                _Session(self, conn).run()
+                _Session(self, conn, number).run()
             except (OSError, _Closed):
                 pass
 
@@ -216,13 +242,16 @@ class _Closed(Exception):
 
 
 class _Session:
-    def __init__(self, sink, conn):
+    def __init__(self, sink, conn, number=0):
         self.sink = sink
         self.conn = conn
+        self.number = number
         self.buffer = bytearray()
         self.mode = sink.mode
         self.envelope = None
         self.helo = b""
+        self.mails = 0                    # MAIL commands seen on this connection
+        self.idle_limit = None            # idle_close applies (between transactions)
 
     def say(self, reply):
         if self.sink.delay:
@@ -242,6 +271,10 @@ class _Session:
                 data = self.conn.recv(65536)
             except socket.timeout:
                 if self.sink._stop.is_set():
+                    raise _Closed()
+                if self.idle_limit is not None and time.monotonic() > self.idle_limit:
+                    self.sink.idle_closes += 1
+                    self.conn.sendall(b"421 4.4.2 sink.test idle too long\r\n")
                     raise _Closed()
                 continue
             if not data:
@@ -266,7 +299,11 @@ class _Session:
         if mode in ("greeting-421", "garbage-greeting"):
             return
         while True:
+            idle_close = self.sink.idle_close
+            if idle_close is not None and self.helo and self.envelope is None:
+                self.idle_limit = time.monotonic() + idle_close
             line = self.readline()
+            self.idle_limit = None
             self.sink.commands.append(line)
             early = self.input_waiting()
             verb = line[:4].upper()
@@ -299,6 +336,16 @@ class _Session:
         self.say(b"250 sink.test\r\n")
 
     def on_mail(self, line, early):
+        self.mails += 1
+        if self.sink.stale_after is not None and self.mails > self.sink.stale_after:
+            self.sink.stale_closes += 1
+            if self.sink.stale == "421":
+                self.conn.sendall(b"421 4.4.2 sink.test closing: gone while you were away\r\n")
+            elif self.sink.stale == "reset":
+                self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif self.sink.stale == "hang":
+                self.sink._stop.wait(30)
+            return False
         if self.mode == "garbage":
             self.say(b"hello there, how are you\r\n")
             return
@@ -307,7 +354,8 @@ class _Session:
             self.say(b"553 5.1.8 sender refused\r\n")
             return
         args = line[10:].strip()
-        self.envelope = Envelope(sender=_path(args), helo=self.helo, mail_args=args, pipelined=early)
+        self.envelope = Envelope(sender=_path(args), helo=self.helo, mail_args=args, pipelined=early,
+                                 connection=self.number)
         self.sink.transactions.append(self.envelope)
         self.say(b"250 ok\r\n")
 
