@@ -10,6 +10,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # lupa ships one extension per Lua flavour; smtpe uses lua51 only (the others add ~2 MB).
 LUPA_UNUSED = ["lupa.lua52", "lupa.lua53", "lupa.lua54", "lupa.lua55", "lupa.luajit20", "lupa.luajit21"]
+# Reached by import analysis through optional paths (publicsuffixlist's updater, cffi's
+# helpers) but never used by smtpe, which speaks plain TCP: leaving them out halves the binary.
+NOT_NEEDED = ["requests", "urllib3", "cryptography", "OpenSSL", "charset_normalizer", "chardet",
+              "certifi", "ssl", "_ssl", "readline"]
 # Dependencies whose needs import analysis covers (for pycares see hidden_imports).
 ANALYSED = {"lupa", "pycares"}
 

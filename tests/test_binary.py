@@ -89,6 +89,33 @@ def test_bundle_holds_lua51_only_the_lua_files_and_dependency_data(binary):
             assert os.path.join(folder, os.path.basename(source)) in names, source
 
 
+def test_content_toolkit_and_dns_work_inside_the_binary(binary, tmp_path):
+    """TLD data, the URI parser and c-ares' raw send (cffi) inside the one-file bundle;
+    port 9 refuses, so the query ends at once with rcode ERRNO."""
+    script = tmp_path / "check.lua"
+    script.write_text("""
+        function hook.init()
+            assert(net.has_valid_tld("www.example.co.uk") and not net.has_valid_tld("a.invalidtld"))
+            assert(uri.parse("http://a.example.com/x").host == "a.example.com")
+            local digest = md5.new(); digest:ixhash2(("one, two; three\\n"):rep(30))
+            assert(#digest:done() == 32)
+            dns.open()
+            dns.query(dns.class.IN, dns.type.A, "www.test")
+            syslog.info("dns rcode " .. dns.rcodename(dns.wait(1)[1].rcode))
+        end
+    """)
+    result = run_bare(binary, "-check", "script=%s" % script, "dns-servers=127.0.0.1:9",
+                      "dns-max-timeout=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "dns rcode ERRNO" in result.stderr
+
+
+def test_bundle_leaves_out_tls_and_http_libraries(binary):
+    from PyInstaller.archive.readers import CArchiveReader
+    names = set(CArchiveReader(binary).toc)
+    assert not [name for name in names if name.startswith(("cryptography/", "libssl", "certifi/"))]
+
+
 def _bundle_module():
     import importlib.util
     spec = importlib.util.spec_from_file_location("bundle", os.path.join(ROOT, "build", "bundle.py"))
