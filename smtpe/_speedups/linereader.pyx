@@ -9,7 +9,9 @@ so no bare-CR/bare-LF variant can smuggle an end of data. Lines are split at CRL
 dot is removed (dot-unstuffing); a bare CR or LF inside a line becomes CRLF, so the message
 handed on is the real message with CRLF line ends. Works across any chunking of the input.
 """
-from libc.string cimport memchr
+from libc.string cimport memchr, memcpy
+from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
+from cpython.bytes cimport PyBytes_FromStringAndSize
 
 TOO_LONG = object()
 
@@ -103,17 +105,20 @@ cdef class LineReader:
         terminating line stay buffered for command processing."""
         cdef Py_ssize_t size = len(self.buf)
         cdef Py_ssize_t i = self.pos
-        cdef Py_ssize_t seg_end, j
+        cdef Py_ssize_t stop, n, o = 0
         cdef const unsigned char[:] view
         cdef const unsigned char *base
         cdef const unsigned char *cr
-        cdef unsigned char c
+        cdef const unsigned char *lf
+        cdef char *dst
         cdef bint done = False
-        out = bytearray()
         if i >= size:
             return b"", False
         view = self.buf
         base = &view[0]
+        # Each input byte gives at most two output bytes (a bare CR or LF becomes CRLF).
+        out = PyByteArray_FromStringAndSize(NULL, 2 * (size - i))
+        dst = PyByteArray_AS_STRING(out)
         while i < size:
             if self.line_start:
                 # Need up to 3 bytes to tell ".\r\n" (end), "." + more (stuffed) apart.
@@ -128,48 +133,32 @@ cdef class LineReader:
                     if i >= size:
                         break
                 self.line_start = False
-            # find the next CRLF
+            # the run of line content up to the next CR or LF, copied at once
             cr = <const unsigned char *>memchr(base + i, b'\r', size - i)
-            while cr != NULL and (cr - base) + 1 < size and base[(cr - base) + 1] != b'\n':
-                cr = <const unsigned char *>memchr(cr + 1, b'\r', size - ((cr - base) + 1))
-            if cr == NULL:
-                seg_end = size
-            elif (cr - base) + 1 >= size:
-                seg_end = cr - base  # a CR at the very end: keep it until we see what follows
-            else:
-                seg_end = cr - base
-            self._copy_segment(out, base, i, seg_end)
-            i = seg_end
-            if cr != NULL and (cr - base) + 1 < size:
-                out += b"\r\n"
+            stop = (cr - base) if cr != NULL else size
+            lf = <const unsigned char *>memchr(base + i, b'\n', stop - i)
+            if lf != NULL:
+                stop = lf - base
+            n = stop - i
+            memcpy(dst + o, base + i, n)
+            o += n
+            self.line_length += n
+            if self.line_length > self.max_data_line:
+                self.data_line_too_long = True
+            i = stop
+            if i >= size:
+                break
+            if base[i] == b'\r' and i + 1 >= size:
+                break  # a CR at the very end: keep it until we see what follows
+            dst[o] = b'\r'
+            dst[o + 1] = b'\n'
+            o += 2
+            self.line_length = 0
+            if base[i] == b'\r' and base[i + 1] == b'\n':
                 i += 2
-                self.line_start = True
-                self.line_length = 0
-            elif cr != NULL:
-                break  # lone CR at the end of the buffer
-        self.pos = i
-        self.data_bytes += len(out)
-        return bytes(out), done
-
-    cdef void _copy_segment(self, bytearray out, const unsigned char *base, Py_ssize_t start, Py_ssize_t stop):
-        """Copy line content, turning bare CR or LF into CRLF."""
-        cdef Py_ssize_t j = start
-        cdef Py_ssize_t run = start
-        cdef unsigned char c
-        while j < stop:
-            c = base[j]
-            if c == b'\r' or c == b'\n':
-                if j > run:
-                    out += base[run:j]
-                out += b"\r\n"
-                if c == b'\r' and j + 1 < stop and base[j + 1] == b'\n':
-                    j += 1  # cannot happen (CRLF ends segments) but keep the pair whole
-                self.line_length = 0
-                run = j + 1
+                self.line_start = True  # only a real CRLF starts a line (no smuggling)
             else:
-                self.line_length += 1
-                if self.line_length > self.max_data_line:
-                    self.data_line_too_long = True
-            j += 1
-        if stop > run:
-            out += base[run:stop]
+                i += 1  # a bare CR or LF: a line break in the message, not a line start
+        self.pos = i
+        self.data_bytes += o
+        return PyBytes_FromStringAndSize(dst, o), done
