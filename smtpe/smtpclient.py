@@ -50,6 +50,7 @@ import os
 import socket
 from collections import namedtuple
 
+from ._speedups.linereader import wire_encode
 from .hostlist import split_hosts
 from .netclient import Stream
 
@@ -810,26 +811,13 @@ class WireEncoder:
         self.held_cr = block.endswith(b"\r")
         if self.held_cr:
             block = block[:-1]
-        if not block:
-            return b""
-        block = _crlf_lines(block)
-        if self.at_line_start and block.startswith(b"."):
-            block = b"." + block
-        self.at_line_start = block.endswith(b"\n")
-        return block.replace(b"\r\n.", b"\r\n..")
+        data, self.at_line_start = wire_encode(block, self.at_line_start)
+        return data
 
     def finish(self):
         if self.held_cr:                  # a final lone CR ends the last line
             return b"\r\n.\r\n"
         return b".\r\n" if self.at_line_start else b"\r\n.\r\n"
-
-
-def _crlf_lines(block):
-    """`block` (not ending in CR) with every bare CR or LF made CRLF; fast when none is."""
-    lf = block.count(b"\n")
-    if lf == block.count(b"\r") and lf == block.count(b"\r\n"):
-        return block
-    return block.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
 def _extensions(reply):

@@ -6,6 +6,10 @@
 --   dot:    clamd and spamd scan the message in parallel; the URIs of the message are looked
 --           up in a domain blocklist; verdict headers are added; viruses and high spam scores
 --           are refused; everything else goes on to the smart host (smtp-smart-host)
+--   scanners down: a message clamd or spamd could not judge (down, timed out, in error)
+--           gets 451: the client keeps it and tries again, nothing is forwarded unscanned and
+--           nothing is lost. With SMTPE_UNSCANNED=forward it goes on instead, with
+--           "clamd=unavailable" / "spamd=unavailable" in its verdict header.
 --
 -- Configuration through the environment, so one file serves tests and production:
 --   SMTPE_DNSBL   IP blocklists, comma separated     (default: none)
@@ -14,6 +18,7 @@
 --   SMTPE_CLAMD   clamd host list (host:port or /socket; default 127.0.0.1:3310)
 --   SMTPE_SPAMD   spamd host list (default 127.0.0.1:783)
 --   SMTPE_SPAM_REJECT  spamd score at which mail is refused (default 15)
+--   SMTPE_UNSCANNED    "tempfail" (default) or "forward": mail a scanner did not judge
 
 local function list(name, default)
 	local value, items = os.getenv(name) or default or "", {}
@@ -32,6 +37,7 @@ end
 local clamd_hosts = list("SMTPE_CLAMD", "127.0.0.1:3310")
 local spamd_hosts = list("SMTPE_SPAMD", "127.0.0.1:783")
 local spam_reject = tonumber(os.getenv("SMTPE_SPAM_REJECT") or "15")
+local tempfail_unscanned = os.getenv("SMTPE_UNSCANNED") ~= "forward"
 
 -- The first A/AAAA/PTR value of an answer, or nil.
 local function values(answers, key)
@@ -44,6 +50,15 @@ local function values(answers, key)
 		end
 	end
 	return found
+end
+
+-- clamd's verdict without the file name its reply starts with: "OK", "Eicar-Test FOUND"
+-- (the spool path is nobody's business outside this host); "unavailable" without one.
+local function clamd_verdict(clamd)
+	if not clamd or clamd.error or not clamd.reply then
+		return "unavailable"
+	end
+	return (clamd.reply:gsub("^.*: ", ""):gsub("%s+$", ""))
 end
 
 function hook.accept(ip, host)
@@ -126,9 +141,15 @@ function hook.dot(path)
 	local clamd, spamd = scans.clamd, scans.spamd
 
 	if clamd and clamd.is_infected then
-		return "550 5.7.1 message " .. client.id_trans .. " contains a virus: " .. (clamd.reply or ""):gsub("%s+$", "")
+		return "550 5.7.1 message " .. client.id_trans .. " contains a virus: " .. clamd_verdict(clamd)
+	end
+	if tempfail_unscanned and clamd_verdict(clamd) == "unavailable" then
+		return "451 4.7.1 message " .. client.id_trans .. " not scanned for viruses, try again later"
 	end
 	local score = spamd and spamd.reply and tonumber(spamd.reply:match("Spam: %a+ ; (%-?[%d.]+)")) or nil
+	if tempfail_unscanned and not score then
+		return "451 4.7.1 message " .. client.id_trans .. " not scanned for spam, try again later"
+	end
 	if score and score >= spam_reject then
 		return "550 5.7.1 message " .. client.id_trans .. " refused as spam (score " .. score .. ")"
 	end
@@ -141,7 +162,7 @@ function hook.dot(path)
 		.. smtpe.host .. " (smtpe) id " .. client.id_trans .. ";\r\n\t"
 		.. os.date("!%a, %d %b %Y %H:%M:%S +0000"), 1)
 	header.modify("X-smtpe-Verdict", 1, table.concat(client.verdicts, " ")
-		.. " clamd=" .. (clamd and (clamd.reply or "?"):gsub("%s+$", "") or "unavailable")
+		.. " clamd=" .. clamd_verdict(clamd)
 		.. " spamd=" .. (score and tostring(score) or "unavailable")
 		.. " parts=" .. #mime.parts .. " uris=" .. #uri.found)
 	if spamd and spamd.is_spam then

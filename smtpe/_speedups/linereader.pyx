@@ -162,3 +162,46 @@ cdef class LineReader:
         self.pos = i
         self.data_bytes += o
         return PyBytes_FromStringAndSize(dst, o), done
+
+
+def wire_encode(const unsigned char[:] block, bint at_line_start):
+    """The inverse of DATA framing, for sending: -> (SMTP DATA bytes, at_line_start after).
+    Every bare CR or LF becomes CRLF and a dot starting a line is doubled. `block` must not
+    end in a CR whose LF may come in the next block (the caller holds such a CR back)."""
+    cdef Py_ssize_t size = block.shape[0]
+    cdef Py_ssize_t i = 0, stop, n, o = 0
+    cdef const unsigned char *base
+    cdef const unsigned char *cr
+    cdef const unsigned char *lf
+    cdef char *dst
+    if size == 0:
+        return b"", at_line_start
+    base = &block[0]
+    out = PyByteArray_FromStringAndSize(NULL, 2 * size)   # ".\n" -> "..\r\n": at most double
+    dst = PyByteArray_AS_STRING(out)
+    while i < size:
+        if at_line_start:
+            if base[i] == b'.':
+                dst[o] = b'.'
+                o += 1
+            at_line_start = False
+        cr = <const unsigned char *>memchr(base + i, b'\r', size - i)
+        stop = (cr - base) if cr != NULL else size
+        lf = <const unsigned char *>memchr(base + i, b'\n', stop - i)
+        if lf != NULL:
+            stop = lf - base
+        n = stop - i
+        memcpy(dst + o, base + i, n)
+        o += n
+        i = stop
+        if i >= size:
+            break
+        if base[i] == b'\r' and i + 1 < size and base[i + 1] == b'\n':
+            i += 2
+        else:
+            i += 1
+        dst[o] = b'\r'
+        dst[o + 1] = b'\n'
+        o += 2
+        at_line_start = True
+    return PyBytes_FromStringAndSize(dst, o), at_line_start
