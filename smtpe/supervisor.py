@@ -90,11 +90,17 @@ class Supervisor:
 
     def spawn(self):
         supervisor = os.getpid()
+        # Blocked across fork: a signal for the new worker that came before its own handlers
+        # would otherwise run the supervisor's handler in the child, and be lost.
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         pid = os.fork()
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         if pid == 0:
             code = 0
             try:
                 hold_signals()  # until the worker's loop runs
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
                 _die_with_parent(supervisor)
                 Worker(self.options, self.log, self.listeners, client_rates=self.client_rates,
                        global_rate=self.global_rate, init_on_reload=False,
