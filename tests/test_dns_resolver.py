@@ -9,7 +9,6 @@ from hypothesis import given, settings, strategies as st
 
 from smtpe import dnswire
 from smtpe.dns import RCODE_ERRNO, RCODE_TIMEOUT, Resolver, get_resolver
-from smtpe.loop import Loop
 from smtpe.options import Options
 from tests.support.dnsserver import LONG_TXT_CHUNKS, DnsServer, require_nsd, standard_zones
 from tests.support.fakedns import FakeDns
@@ -22,13 +21,6 @@ def server(tmp_path_factory):
     require_nsd()
     with DnsServer(tmp_path_factory.mktemp("dns"), standard_zones()) as running:
         yield running
-
-
-@pytest.fixture
-def loop():
-    loop = Loop()
-    yield loop
-    loop.close()
 
 
 @pytest.fixture

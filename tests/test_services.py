@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from smtpe.loop import Loop
 from smtpe.netclient import Stream
 from smtpe.services.clamd import ClamdJob
 from smtpe.services.http import HttpJob, Url, date_to_seconds
@@ -48,13 +47,6 @@ def web():
     server = HttpServer().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def loop():
-    loop = Loop()
-    yield loop
-    loop.close()
 
 
 @pytest.fixture

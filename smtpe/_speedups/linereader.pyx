@@ -16,6 +16,14 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 TOO_LONG = object()
 
 
+cdef inline Py_ssize_t _run_end(const unsigned char *base, Py_ssize_t i, Py_ssize_t size):
+    """Where the run of line content from i ends: the next CR or LF, or size."""
+    cdef const unsigned char *cr = <const unsigned char *>memchr(base + i, b'\r', size - i)
+    cdef Py_ssize_t stop = (cr - base) if cr != NULL else size
+    cdef const unsigned char *lf = <const unsigned char *>memchr(base + i, b'\n', stop - i)
+    return (lf - base) if lf != NULL else stop
+
+
 cdef class LineReader:
     cdef bytearray buf
     cdef Py_ssize_t pos
@@ -108,8 +116,6 @@ cdef class LineReader:
         cdef Py_ssize_t stop, n, o = 0
         cdef const unsigned char[:] view
         cdef const unsigned char *base
-        cdef const unsigned char *cr
-        cdef const unsigned char *lf
         cdef char *dst
         cdef bint done = False
         if i >= size:
@@ -133,14 +139,9 @@ cdef class LineReader:
                     if i >= size:
                         break
                 self.line_start = False
-            # the run of line content up to the next CR or LF, copied at once
-            cr = <const unsigned char *>memchr(base + i, b'\r', size - i)
-            stop = (cr - base) if cr != NULL else size
-            lf = <const unsigned char *>memchr(base + i, b'\n', stop - i)
-            if lf != NULL:
-                stop = lf - base
+            stop = _run_end(base, i, size)
             n = stop - i
-            memcpy(dst + o, base + i, n)
+            memcpy(dst + o, base + i, n)   # line content, copied at once
             o += n
             self.line_length += n
             if self.line_length > self.max_data_line:
@@ -171,8 +172,6 @@ def wire_encode(const unsigned char[:] block, bint at_line_start):
     cdef Py_ssize_t size = block.shape[0]
     cdef Py_ssize_t i = 0, stop, n, o = 0
     cdef const unsigned char *base
-    cdef const unsigned char *cr
-    cdef const unsigned char *lf
     cdef char *dst
     if size == 0:
         return b"", at_line_start
@@ -185,11 +184,7 @@ def wire_encode(const unsigned char[:] block, bint at_line_start):
                 dst[o] = b'.'
                 o += 1
             at_line_start = False
-        cr = <const unsigned char *>memchr(base + i, b'\r', size - i)
-        stop = (cr - base) if cr != NULL else size
-        lf = <const unsigned char *>memchr(base + i, b'\n', stop - i)
-        if lf != NULL:
-            stop = lf - base
+        stop = _run_end(base, i, size)
         n = stop - i
         memcpy(dst + o, base + i, n)
         o += n
