@@ -45,21 +45,32 @@ class ClientGone(Exception):
 
 
 class HookCall(Wait):
-    __slots__ = ("session", "name", "args")
+    """A hook run, started at once by Session._call_hook; the dialogue waits for it (yields
+    this) only when it did not finish at once, which most hooks do."""
+    __slots__ = ("session", "outcome", "resume")
 
-    def __init__(self, session, name, args):
+    def __init__(self, session):
         self.session = session
-        self.name = name
-        self.args = args
+        self.outcome = None
+        self.resume = None
+
+    def finished(self, outcome):
+        if self.resume is not None:
+            self.resume(outcome)
+        else:
+            self.outcome = outcome
 
     def start(self, resume):
-        session = self.session
-        session.engine.run_hook(session.ctx, self.name, self.args, resume)
+        self.resume = resume
 
     def cancel(self):
-        run = self.session.ctx.run
-        if run is not None:
-            run.abandon()
+        _abandon_hook(self.session)
+
+
+def _abandon_hook(session):
+    run = session.ctx.run
+    if run is not None:
+        run.abandon()
 
 
 class Session:
@@ -178,7 +189,7 @@ class Session:
     # ================================================================ transport events
     def data_received(self, data):
         self.reader.feed(data)
-        if isinstance(self._pending, _InputPause):  # early talker during the greeting pause
+        if type(self._pending) is _InputPause:  # early talker during the greeting pause
             self._pending.cancel()
             self._resumed(None)
         elif self._wants_input:
@@ -299,7 +310,7 @@ class Session:
         if name.encode() not in self.engine.defined:
             self.hook_failed = False
             return 0, None
-        outcome = yield HookCall(self, name, args)
+        outcome = yield from self._call_hook(name, args)
         self.hook_failed = outcome.error is not None
         if self.hook_failed:
             self.log.error("hook.%s: %s" % (name, outcome.error), self.ident)
@@ -322,9 +333,17 @@ class Session:
         """A hook whose reply has no meaning (reset, close, error): errors are only logged."""
         if name.encode() not in self.engine.defined:
             return
-        outcome = yield HookCall(self, name, args)
+        outcome = yield from self._call_hook(name, args)
         if outcome.error is not None:
             self.log.error("hook.%s: %s" % (name, outcome.error), self.ident)
+
+    def _call_hook(self, name, args):
+        """-> the HookOutcome; yields (suspends the dialogue) only if the hook waits."""
+        call = HookCall(self)
+        self.engine.run_hook(self.ctx, name, args, call.finished)
+        if call.outcome is None:
+            return (yield call)
+        return call.outcome
 
     def _send(self, text, hooks=True):
         """Send a reply (through hook.reply); -> the code actually sent. Closes after it when
@@ -689,14 +708,19 @@ class Session:
         self.state = self.helo_state
 
 
-class _SourceRun(HookCall):
-    __slots__ = ()
+class _SourceRun(Wait):
+    """+test mode: one line of Lua, run like a hook."""
+    __slots__ = ("session", "source")
 
     def __init__(self, session, source):
-        super().__init__(session, "test", (source,))
+        self.session = session
+        self.source = source
 
     def start(self, resume):
-        self.session.engine.run_source(self.session.ctx, self.args[0], resume)
+        self.session.engine.run_source(self.session.ctx, self.source, resume)
+
+    def cancel(self):
+        _abandon_hook(self.session)
 
 
 def _lua_text(value):
