@@ -10,6 +10,8 @@ import socket
 
 from .hostlist import format_host, parse_host
 
+UNREAD_LIMIT = 256 * 1024   # bytes buffered while no read is pending, before reading pauses
+
 
 def _is_ip(host):
     try:
@@ -51,6 +53,8 @@ class Stream:
         self._inbuf = bytearray()
         self._outbuf = bytearray()
         self._reader = None  # (kind, callback, arg)
+        self._watching = False  # registered for reading: stays so between requests (a
+                                # register and unregister per reply cost two system calls)
         self._timer = None
         self._eof = False
         self._drain_waiters = []
@@ -139,7 +143,14 @@ class Stream:
         if self.broken:  # a write failed: no answer can come, and the socket may never wake us
             self._finish(None, self.error)
             return
-        self.loop.add_reader(self.fd, self._on_readable)
+        if not self._watching:
+            self._watching = True
+            self.loop.add_reader(self.fd, self._on_readable)
+
+    def _unwatch(self):
+        if self._watching:
+            self._watching = False
+            self.loop.remove_reader(self.fd)
 
     def _on_readable(self):
         try:
@@ -153,6 +164,12 @@ class Stream:
             self._inbuf += data
         else:
             self._eof = True
+        if self._reader is None:
+            # Input nobody asked for yet stays buffered for the next request; but an EOF
+            # would wake the loop for ever, and a talkative peer must not fill memory.
+            if self._eof or len(self._inbuf) > UNREAD_LIMIT:
+                self._unwatch()
+            return
         self._satisfy()
 
     def _satisfy(self):
@@ -195,8 +212,8 @@ class Stream:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self.closed:
-            self.loop.remove_reader(self.fd)
+        if self._eof or self.broken:
+            self._unwatch()
         if error:
             self.error = error
         callback(result)
@@ -210,6 +227,7 @@ class Stream:
     def _fail(self, reason):
         self.error = reason
         self.broken = True
+        self._unwatch()     # an errored socket stays readable: it would spin the loop
         if self._reader is not None:
             self._finish(None, reason)
 
@@ -220,7 +238,7 @@ class Stream:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.loop.remove_reader(self.fd)
+        self._unwatch()
         self.loop.remove_writer(self.fd)
         self._reader = None
         self.sock.close()
