@@ -306,16 +306,21 @@ def test_hooks_called_in_order_with_arguments(tmp_path):
     assert calls == expected
 
 
+# hook.forward keeps what it would forward in the global `seen`, and answers for the smart host
+SEE_FORWARDED = """
+    function hook.forward(path)
+        local f = io.open(path, "rb"); seen = f:read("*a"); f:close()
+        return "250 ok"
+    end
+"""
+
+
 def test_header_edits_reach_the_spool_before_forward(tmp_path):
-    harness = Harness(tmp_path, """
+    harness = Harness(tmp_path, SEE_FORWARDED + """
         function hook.eoh()
             header.insert("Received: by test", 1)
             header.modify("Subject", 1, "[tagged] " .. select(2, header.find("subject", 1)))
             header.delete("X-Drop", 1)
-        end
-        function hook.forward(path)
-            local f = io.open(path, "rb"); seen = f:read("*a"); f:close()
-            return "250 ok"
         end
     """)
     client = helo(harness)
@@ -327,12 +332,8 @@ def test_header_edits_reach_the_spool_before_forward(tmp_path):
 
 def test_header_edits_of_a_message_without_body_keep_each_header_once(tmp_path):
     """No blank line: the whole message is its header section, and nothing follows it."""
-    harness = Harness(tmp_path, """
+    harness = Harness(tmp_path, SEE_FORWARDED + """
         function hook.dot() header.add("X-Tag: yes") end
-        function hook.forward(path)
-            local f = io.open(path, "rb"); seen = f:read("*a"); f:close()
-            return "250 ok"
-        end
     """)
     client = helo(harness)
     client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
