@@ -66,3 +66,9 @@ def test_no_workload_is_more_than_15_percent_below_its_baseline(tmp_path):
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=850)
     print(done.stdout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_a_baseline_over_several_runs_keeps_the_worst_figure():
+    merged = regression.merge_worst({"b": {"w1": 0.3}, "d": {"w1": 5.0}},
+                                    {"b": {"w1": 0.4}, "d": {"w1": 6.0}})
+    assert merged == {"b": {"w1": 0.3}, "d": {"w1": 6.0}}

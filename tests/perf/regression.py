@@ -52,13 +52,23 @@ def failures(rows):
 
 def merge_best(first, second):
     """Per figure, the better of two runs (a re-measured workload keeps its best)."""
+    return _merge(first, second, better=True)
+
+
+def merge_worst(first, second):
+    """Per figure, the worse of two runs: a baseline recorded over several runs is the
+    slowest of them, so the check flags what is slower than the machine's normal noise."""
+    return _merge(first, second, better=False)
+
+
+def _merge(first, second, better):
     merged = {name: dict(configs) for name, configs in first.items()}
     for name, configs in second.items():
         for config, value in configs.items():
             old = merged.setdefault(name, {}).get(config)
             if old is None:
                 merged[name][config] = value
-            elif name in LOWER_IS_BETTER:
+            elif (name in LOWER_IS_BETTER) == better:
                 merged[name][config] = min(old, value)
             else:
                 merged[name][config] = max(old, value)
