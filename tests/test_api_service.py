@@ -16,11 +16,11 @@ from smtpe.netclient import Stream
 from smtpe.options import Options
 from smtpe.services.clamd import ClamdJob
 from smtpe.services.spamd import SpamdJob, split_headers
-from tests.support.clamd import EICAR, shared_clamd
+from tests.support.clamd import EICAR
 from tests.support.faultpeer import FaultPeer
-from tests.support.httpserver import LAST_MODIFIED, HttpServer
+from tests.support.httpserver import LAST_MODIFIED
 from tests.support.net import free_port
-from tests.support.spamd import GTUBE, shared_spamd
+from tests.support.spamd import GTUBE
 
 SCRIPT = rb"""
 function hook.scan_all(path, clamd_hosts, spamd_hosts, url)
@@ -144,29 +144,6 @@ class StandInSession:
     def close(self):
         self.stream.close()
         self.client_end.close()
-
-
-@pytest.fixture(scope="module")
-def clamd(tmp_path_factory):
-    server = shared_clamd(tmp_path_factory)
-    if server is None:
-        pytest.skip("clamd is not installed (Debian clamav-daemon)")
-    return server
-
-
-@pytest.fixture(scope="module")
-def spamd(tmp_path_factory):
-    server = shared_spamd(tmp_path_factory)
-    if server is None:
-        pytest.skip("spamd is not installed (Debian spamd)")
-    return server
-
-
-@pytest.fixture(scope="module")
-def web():
-    server = HttpServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

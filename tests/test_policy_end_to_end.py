@@ -22,12 +22,12 @@ import time
 
 import pytest
 
-from tests.support.clamd import EICAR, shared_clamd
+from tests.support.clamd import EICAR
 from tests.support.daemon import ROOT, Daemon
 from tests.support.dnsserver import SOA, DnsServer, require_nsd
 from tests.support.fakedns import SLOW_MARK, FakeDns, _question_end
 from tests.support.smtpsink import RecordingSink
-from tests.support.spamd import GTUBE, shared_spamd
+from tests.support.spamd import GTUBE
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -78,22 +78,6 @@ def nsd(tmp_path_factory):
     require_nsd()
     with DnsServer(tmp_path_factory.mktemp("policy-nsd"), POLICY_ZONES) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def clamd(tmp_path_factory):
-    server = shared_clamd(tmp_path_factory)
-    if server is None:
-        pytest.skip("clamd is not installed (Debian clamav-daemon, see .ci/apt-packages.txt)")
-    return server
-
-
-@pytest.fixture(scope="module")
-def spamd(tmp_path_factory):
-    server = shared_spamd(tmp_path_factory)
-    if server is None:
-        pytest.skip("spamd is not installed (Debian spamd and spamassassin, see .ci/apt-packages.txt)")
-    return server
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from smtpe.netclient import Stream
 from smtpe.services.clamd import ClamdJob
 from smtpe.services.http import HttpJob, Url, date_to_seconds
 from smtpe.services.spamd import SpamdJob, split_headers
-from tests.support.clamd import EICAR, SIGNATURE, shared_clamd
+from tests.support.clamd import EICAR, SIGNATURE
 from tests.support.faultpeer import FaultPeer
-from tests.support.httpserver import DOCUMENT, EXPIRES, LAST_MODIFIED, HttpServer
+from tests.support.httpserver import DOCUMENT, EXPIRES, LAST_MODIFIED
 from tests.support.net import free_port
-from tests.support.spamd import GTUBE, shared_spamd
+from tests.support.spamd import GTUBE
 
 HAM = (b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: lunch\r\n"
        b"Message-ID: <ham.1@example.com>\r\nDate: Wed, 25 Nov 2026 07:00:00 +0000\r\n\r\n"
@@ -24,29 +24,6 @@ SPAM = (b"From: spammer@example.com\r\nTo: bob@example.com\r\nSubject: Test spam
         b"This is the GTUBE, the\r\n\tGeneric\r\n\tTest for\r\n\tUnsolicited\r\n\tBulk\r\n"
         b"\tEmail\r\n\r\n" + GTUBE + b"\r\n\r\n")
 VIRUS = HAM.replace(b"Alice\r\n", b"Alice\r\n" + EICAR + b"\r\n")
-
-
-@pytest.fixture(scope="module")
-def clamd(tmp_path_factory):
-    server = shared_clamd(tmp_path_factory)
-    if server is None:
-        pytest.skip("clamd is not installed (Debian clamav-daemon)")
-    return server
-
-
-@pytest.fixture(scope="module")
-def spamd(tmp_path_factory):
-    server = shared_spamd(tmp_path_factory)
-    if server is None:
-        pytest.skip("spamd is not installed (Debian spamd)")
-    return server
-
-
-@pytest.fixture(scope="module")
-def web():
-    server = HttpServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
