@@ -7,16 +7,17 @@ drop      reads `read_bytes`, then closes (RST: unread data left behind)
 slow      reads `read_bytes`, waits `delay` seconds, answers `reply`, closes
 stall     never reads at all (a small receive buffer), so the client's writes back up
 """
-import select
 import socket
 import struct
 import threading
 import time
 
+from .net import ThreadedListener
+
 MODES = ("silent", "garbage", "drop", "slow", "stall")
 
 
-class FaultPeer:
+class FaultPeer(ThreadedListener):
     def __init__(self, mode, reply=b"", read_bytes=1, delay=0.0):
         assert mode in MODES
         self.mode = mode
@@ -43,23 +44,6 @@ class FaultPeer:
         self._spawn(self._accept_loop)
         return self
 
-    def _spawn(self, target, *args):
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._listener], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self._spawn(self._serve, conn)
-
     def _read(self, conn, count):
         """Read until `count` bytes came (or EOF, or stop)."""
         got = 0
@@ -76,7 +60,7 @@ class FaultPeer:
             self.received += data
             got += len(data)
 
-    def _serve(self, conn):
+    def _connection(self, conn, number):
         with conn:
             mode = self.mode
             if mode == "stall":

@@ -37,3 +37,29 @@ def stop_process(process, sig=signal.SIGTERM, timeout=10.0):
         return process.wait(5)
     except ProcessLookupError:
         return process.wait(5)
+
+
+class ThreadedListener:
+    """Mixin for fake servers in the test process: accepts on `self._listener` in a thread
+    until `self._stop` (a threading.Event) is set, and serves each connection with
+    `self._connection(conn, number)` in a thread of its own (all kept in `self._threads`).
+    The class sets `_listener`, `_stop`, `_threads` and `connections` up itself."""
+
+    def _spawn(self, target, *args):
+        import threading
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self):
+        import select
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._listener], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._spawn(self._connection, conn, self.connections)

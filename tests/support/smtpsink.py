@@ -52,7 +52,7 @@ import time
 from dataclasses import dataclass, field
 
 from .debian import postfix_env, smtp_sink_path
-from .net import free_port, stop_process, wait_for_port
+from .net import ThreadedListener, free_port, stop_process, wait_for_port
 
 
 def _bracketed(host):
@@ -153,7 +153,7 @@ def _parse_dump(dump):
     return envelope
 
 
-class RecordingSink:
+class RecordingSink(ThreadedListener):
     def __init__(self, mode="accept", host="127.0.0.1", pipelining=True, size=None, delay=0.0,
                  rcpt_replies=None, stale_after=None, stale="eof", idle_close=None):
         self.mode = mode
@@ -190,7 +190,7 @@ class RecordingSink:
         if self.mode == "stall-in-data":
             self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self._listener.listen(64)
-        self._spawn(self._serve)
+        self._spawn(self._accept_loop)
         return self
 
     def __exit__(self, *exc):
@@ -210,25 +210,8 @@ class RecordingSink:
     def quits(self):
         return sum(1 for line in self.commands if line[:4].upper() == b"QUIT")
 
-    def _spawn(self, target, *args):
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._listener], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self._spawn(self._session, conn, self.connections)
-
     # -- one connection ------------------------------------------------------------------
-    def _session(self, conn, number):
+    def _connection(self, conn, number):
         with conn:
             conn.settimeout(0.1)          # wakes up now and then to notice the sink stopping
             try:
