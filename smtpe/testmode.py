@@ -4,35 +4,18 @@ services) and its results are printed. QUIT or end of input ends it."""
 import os
 
 from .server import Worker
+from .transport import ReadControl
 
 
-class StdioTransport:
+class StdioTransport(ReadControl):
     """The transport interface of SocketTransport over file descriptors 0 and 1."""
 
     def __init__(self, loop, read_fd=0, write_fd=1):
-        self.loop = loop
-        self.read_fd = read_fd
+        super().__init__(loop, read_fd)
         self.write_fd = write_fd
-        self.closed = False
-        self._reading = False
-        self.session = None
-
-    def start(self, session):
-        self.session = session
-        self.resume_reading()
-
-    def resume_reading(self):
-        if not self._reading and not self.closed:
-            self._reading = True
-            self.loop.add_reader(self.read_fd, self._on_readable)
-
-    def pause_reading(self):
-        if self._reading:
-            self._reading = False
-            self.loop.remove_reader(self.read_fd)
 
     def _on_readable(self):
-        data = os.read(self.read_fd, 65536)
+        data = os.read(self.fd, 65536)
         if not data:
             self.pause_reading()
             self.session.eof_received()

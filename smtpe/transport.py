@@ -10,24 +10,21 @@ READ_SIZE = 65536
 MAX_UNSENT = 256 * 1024
 
 
-class SocketTransport:
-    def __init__(self, loop, sock):
+class ReadControl:
+    """Push-style reading of file descriptor `fd` into a session, pausable; subclasses give
+    `_on_readable` and the writing half."""
+
+    def __init__(self, loop, fd):
         self.loop = loop
-        self.sock = sock
-        self.fd = sock.fileno()
+        self.fd = fd
         self.session = None
-        self._out = []
-        self._out_size = 0
         self._reading = False
-        self._writing = False
-        self._drained = []
         self.closed = False
 
     def start(self, session):
         self.session = session
         self.resume_reading()
 
-    # -- reading ---------------------------------------------------------------------------
     def resume_reading(self):
         if not self._reading and not self.closed:
             self._reading = True
@@ -38,6 +35,17 @@ class SocketTransport:
             self._reading = False
             self.loop.remove_reader(self.fd)
 
+
+class SocketTransport(ReadControl):
+    def __init__(self, loop, sock):
+        super().__init__(loop, sock.fileno())
+        self.sock = sock
+        self._out = []
+        self._out_size = 0
+        self._writing = False
+        self._drained = []
+
+    # -- reading ---------------------------------------------------------------------------
     def _on_readable(self):
         try:
             data = self.sock.recv(READ_SIZE)
