@@ -8,13 +8,12 @@ import shutil
 import signal
 import smtplib
 import subprocess
-import time
 
 import pytest
 
 from tests.support.daemon import ROOT, smtpe_command
 from tests.support.debian import system_binary
-from tests.support.net import free_port, stop_process, wait_for_port
+from tests.support.net import free_port, stop_process, wait_for_port, wait_until
 from tests.support.smtpsink import RecordingSink
 
 pytestmark = pytest.mark.timeout(180)
@@ -66,16 +65,6 @@ def up_pid(tools, service):
 
 def svc(tools, flag, *services):
     subprocess.run([tools["svc"], flag, *services], check=True, timeout=10)
-
-
-def wait_until(predicate, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def mail_reply(port, number):

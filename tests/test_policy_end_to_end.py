@@ -17,15 +17,14 @@ import resource
 import selectors
 import smtplib
 import socket
-import threading
-import time
 
 import pytest
 
 from tests.support.clamd import EICAR
 from tests.support.daemon import ROOT, Daemon
 from tests.support.dnsserver import SOA, DnsServer, require_nsd
-from tests.support.fakedns import SLOW_MARK, FakeDns, _question_end
+from tests.support.fakedns import SLOW_MARK, FakeDns
+from tests.support.net import wait_until
 from tests.support.smtpsink import RecordingSink
 from tests.support.spamd import GTUBE
 
@@ -337,29 +336,6 @@ DNS_WAIT_ZONES = {
 }
 
 
-class HeldDns(FakeDns):
-    """FakeDns in mode "slow" (relays to nsd; holds the answers for names containing `slow`)
-    whose held answers stay held until release(): the test decides when DNS answers, so
-    what happens meanwhile is shown by order, not by a delay racing the test."""
-
-    def __init__(self, upstream):
-        super().__init__("slow", upstream=upstream, delay=0.0)
-        self._released = threading.Event()
-
-    def release(self):
-        self._released.set()
-
-    def _release_due(self):
-        if self._released.is_set():
-            super()._release_due()
-        else:
-            self._sock.settimeout(0.05)
-
-    def held_questions(self):
-        """The distinct questions (name, type, class) received and not yet answered."""
-        return {reply[12:_question_end(reply)].lower() for _, _, reply, _ in list(self._held)}
-
-
 class WaitingClient:
     """A raw SMTP client brought into hook.mail: greeted, EHLO done, MAIL sent, unanswered."""
 
@@ -397,14 +373,6 @@ def replied_clients(clients):
         return [key.data for key, _ in selector.select(timeout=0)]
 
 
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("not within %ss: %s" % (timeout, what))
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def enough_descriptors():
     """200 clients in the test and 200 sessions in the daemon (which inherits the limit)."""
@@ -423,7 +391,8 @@ def test_a_client_completes_a_transaction_while_200_hooks_wait_on_dns(tmp_path, 
                                                                       record_property):
     require_nsd()
     clients = []
-    with DnsServer(tmp_path, DNS_WAIT_ZONES) as nsd, HeldDns(upstream=nsd.port) as held_dns:
+    with DnsServer(tmp_path, DNS_WAIT_ZONES) as nsd, \
+            FakeDns("slow", upstream=nsd.port, delay=0.0, hold=True) as held_dns:
         (tmp_path / "smtpe").mkdir()
         smtpe = Daemon(tmp_path / "smtpe", DNS_WAIT_SCRIPT, {
             "dns-servers": held_dns.address, "dns-max-timeout": "200", "workers": "1",

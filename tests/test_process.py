@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.support.daemon import Daemon, smtpe_command
+from tests.support.net import wait_until
 from tests.support.smtpsink import RecordingSink
 
 pytestmark = pytest.mark.timeout(240)
@@ -57,16 +58,6 @@ def rewrite(smtpe, script):
     with open(partial, "w") as handle:
         handle.write(script)
     os.replace(partial, smtpe.script_path)
-
-
-def wait_until(predicate, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def log_count(smtpe, pattern):

@@ -1,7 +1,8 @@
 """A tiny programmable UDP "DNS server" for the faults a real server will not produce on
 demand: it never answers, answers garbage, answers every query with one rcode, or (mode
 "slow") relays to a real server but answers names containing `slow` only `delay` seconds
-after the question first came (a recursive server resolving them).
+after the question first came (a recursive server resolving them); with hold=True those
+answers wait until release(), so a test orders events without racing a delay.
 Runs in a thread of the test process on a high 127.0.0.1 port.
 
     with FakeDns("silent") as fake:
@@ -21,7 +22,7 @@ _RCODES = {"servfail": 2, "refused": 5}
 
 
 class FakeDns:
-    def __init__(self, mode="silent", upstream=None, delay=1.0):
+    def __init__(self, mode="silent", upstream=None, delay=1.0, hold=False):
         if mode not in MODES:
             raise ValueError("mode must be one of %s" % (MODES,))
         if mode == "slow" and upstream is None:
@@ -37,6 +38,9 @@ class FakeDns:
         self._sock.settimeout(0.1)
         self.port = self._sock.getsockname()[1]
         self._stopping = threading.Event()
+        self._released = threading.Event()   # hold=True: held answers wait for release()
+        if not hold:
+            self._released.set()
         self._thread = threading.Thread(target=self._serve, name="fakedns", daemon=True)
 
     @property
@@ -87,7 +91,18 @@ class FakeDns:
             else:
                 self._send(reply, peer)
 
+    def release(self):
+        """hold=True: let the held answers go (each when it is due)."""
+        self._released.set()
+
+    def held_questions(self):
+        """The distinct questions (name, type, class) received and not yet answered."""
+        return {reply[12:_question_end(reply)].lower() for _, _, reply, _ in list(self._held)}
+
     def _release_due(self):
+        if not self._released.is_set():
+            self._sock.settimeout(0.05)
+            return
         now = time.monotonic()
         while self._held and self._held[0][0] <= now:
             _, _, reply, peer = heapq.heappop(self._held)

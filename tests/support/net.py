@@ -63,3 +63,15 @@ class ThreadedListener:
                 return
             self.connections += 1
             self._spawn(self._connection, conn, self.connections)
+
+
+def wait_until(predicate, timeout=30, what="condition", interval=0.05):
+    """Poll `predicate` until it gives a true value (returned) or `timeout` seconds pass
+    (AssertionError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
