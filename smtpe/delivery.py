@@ -1,8 +1,8 @@
 """DATA: receiving the message and the end-of-data decision.
 
 `end_of_data(session)` is part of the session's dialogue (a generator): it reads the message
-through the line reader (strict CRLF.CRLF, unstuffed), writes the spool file as data
-arrives, feeds the message scanner and the content hooks, then decides (shared/spec/
+through the line reader (strict CRLF.CRLF, unstuffed), hands it to the spool as it arrives
+(smtpe/spool.py: memory first), feeds the message scanner and the content hooks, then decides (shared/spec/
 DECISIONS.md, "DATA end and forwarding"): forward unless hook.dot said no or hook.forward
 answered; the client hears 250 only after the smart host's 250.
 """
@@ -10,13 +10,12 @@ from . import protocol as p
 from ._speedups.scanner import BODY, EOH, HEADER, MessageScanner
 from .api import mime as mime_api
 from .smtpclient import send_mail
-from .waits import Wait
+from .waits import READ, Wait
 
 CRLF = b"\r\n"
 
 
 def end_of_data(session):
-    from .session import READ
     transaction = session.transaction
     engine = session.engine
     # a superset of the defined hooks (a hook set to nil stays listed): calling one that is
@@ -82,7 +81,7 @@ def _scanner_events(session, events, has, held):
 
 def _decide(session, transaction, scanner, size, max_size, held):
     """-> the end-of-DATA reply (bytes with CRLF)."""
-    from .session import _b
+    _b = p.reply_bytes
     replies = session.replies
     tid = transaction.id
     if size == 0:
@@ -96,8 +95,8 @@ def _decide(session, transaction, scanner, size, max_size, held):
     # The scanner reports EOH at the end even without a blank line; eoh_offset stays 0 then.
     session.ctx.body_offset = scanner.eoh_offset if scanner.eoh_offset > 0 else None
     mime_api.publish(session.ctx, scanner)
-    path = transaction.spool_path
-    code, text = yield from session._hook("dot", path.encode())
+    path = transaction.spool_path.encode()
+    code, text = yield from session._hook("dot", path)
     if text is None and held is not None:
         code, text = held
     if text is not None and not p.is_positive(code):
@@ -108,10 +107,11 @@ def _decide(session, transaction, scanner, size, max_size, held):
         except OSError as exc:
             session.log.error("spool rewrite: %s" % exc, session.ident)
             return _b(replies.try_again(tid))
-    recipients = session.engine.lua.table(*transaction.recipients)
-    forward_code, forward_text = yield from session._hook("forward", path.encode(), transaction.sender, recipients)
-    if forward_text is not None and not session.hook_failed:
-        return forward_text                      # the script delivered (or refused) it
+    if b"forward" in session.engine.defined:     # (the recipients table only if it is used)
+        recipients = session.engine.lua.table(*transaction.recipients)
+        _, forward_text = yield from session._hook("forward", path, transaction.sender, recipients)
+        if forward_text is not None and not session.hook_failed:
+            return forward_text                  # the script delivered (or refused) it
     hosts = session.worker.smart_hosts
     if hosts and session.spool is not None:
         result = yield _Forward(session, hosts, transaction)

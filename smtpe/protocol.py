@@ -313,6 +313,11 @@ class Replies:
         return "421 4.3.2 %s %s service shutting down" % (self.e, self.host)
 
 
+def reply_bytes(text):
+    """A reply (the Replies texts are str) as it goes on the wire; bytes pass as they are."""
+    return text.encode("latin-1", "replace") if isinstance(text, str) else text
+
+
 def reply_code(value):
     """Leading integer of a hook's reply (C strtol semantics: optional space and sign)."""
     match = re.match(rb"\s*[+-]?\d+", value)

@@ -14,11 +14,10 @@ import os
 from . import protocol as p
 from .ids import TransactionIds
 from .spool import Spool
-from .waits import Wait
+from .waits import READ, Wait
 from .delivery import end_of_data
 from ._speedups.linereader import TOO_LONG, LineReader
 
-READ = object()          # yielded by the dialogue: wait for more client input
 CRLF = b"\r\n"
 ETIMEDOUT = errno.ETIMEDOUT
 
@@ -26,10 +25,6 @@ ETIMEDOUT = errno.ETIMEDOUT
 def _s(value):
     """Client-supplied bytes as text for reply formatting (lossless)."""
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
-
-
-def _b(text):
-    return text.encode("latin-1", "replace") if isinstance(text, str) else text
 
 
 class ClientGone(Exception):
@@ -281,12 +276,12 @@ class Session:
             if gone.reply and not self.transport.closed:
                 yield from self._send(gone.reply, hooks=False)
             if gone.error_number:
-                yield from self._hook_quietly("error", gone.error_number, _b(gone.text))
+                yield from self._hook_quietly("error", gone.error_number, p.reply_bytes(gone.text))
         except Exception as exc:  # a bug of ours must cost this client only
             self.log.error("session failed: %s: %s" % (type(exc).__name__, exc), self.ident)
             code = 4
             if not self.transport.closed:
-                self.transport.write(_b(self.replies.internal_error()) + CRLF)
+                self.transport.write(p.reply_bytes(self.replies.internal_error()) + CRLF)
             yield from self._hook_quietly("error", errno.EINVAL, b"internal error")
         yield from self._finish(code)
 
@@ -314,7 +309,7 @@ class Session:
         self.hook_failed = outcome.error is not None
         if self.hook_failed:
             self.log.error("hook.%s: %s" % (name, outcome.error), self.ident)
-            return 451, _b(self.replies.hook_failed()) + CRLF
+            return 451, p.reply_bytes(self.replies.hook_failed()) + CRLF
         values = outcome.values
         if not values:
             return 0, None
@@ -323,7 +318,7 @@ class Session:
             return 0, None
         if len(values) >= 2:
             self.drop = values[-2] is not None and values[-2] is not False
-        text = last if isinstance(last, bytes) else _b(_number_text(last))
+        text = last if isinstance(last, bytes) else p.reply_bytes(_number_text(last))
         code = p.reply_code(text)
         if 200 <= code <= 599:
             return code, text if text.endswith(CRLF) else text + CRLF
@@ -348,7 +343,7 @@ class Session:
     def _send(self, text, hooks=True):
         """Send a reply (through hook.reply); -> the code actually sent. Closes after it when
         a hook set the drop flag."""
-        data = _b(text)
+        data = p.reply_bytes(text)
         if not data.endswith(CRLF):
             data += CRLF
         if hooks:
@@ -358,7 +353,7 @@ class Session:
             if (self.is_pipelining and self.options.flag("rfc2920-pipelining-reject")
                     and self.state != p.DATA
                     and not (self.options.flag("rfc2920-pipelining-enable") and self.helo_state == p.EHLO)):
-                data = _b(self.replies.pipelining_rejected()) + CRLF
+                data = p.reply_bytes(self.replies.pipelining_rejected()) + CRLF
         self.transport.write(data)
         if self.drop and self.close_code is None:
             self.close_code = 1
@@ -388,17 +383,17 @@ class Session:
             if self.reader.pending():
                 self.is_pipelining = True  # talked before the banner
         client = self.ctx.client
-        client[b"address"] = _b(self.address)
+        client[b"address"] = p.reply_bytes(self.address)
         client[b"port"] = self.port
-        client[b"host"] = _b(self.host)
+        client[b"host"] = p.reply_bytes(self.host)
         if self.local_address:
-            client[b"local_address"] = _b(self.local_address)
-        client[b"id_sess"] = _b(self.id_sess)
+            client[b"local_address"] = p.reply_bytes(self.local_address)
+        client[b"id_sess"] = p.reply_bytes(self.id_sess)
         client[b"is_pipelining"] = self.is_pipelining
         client[b"input"] = b"XCLIENT" if rerun else b""
         self.state = p.ACCEPT
         self.log.info("connect %s [%s]" % (self.host, self.address), self.id_sess)
-        code, text = yield from self._hook("accept", _b(self.address), _b(self.host))
+        code, text = yield from self._hook("accept", p.reply_bytes(self.address), p.reply_bytes(self.host))
         if self.hook_failed:  # no policy, no session: a 4xx greeting and goodbye
             yield from self._send(self.replies.internal_error())
             raise ClientGone(4, 0, "hook.accept failed")
@@ -434,9 +429,9 @@ class Session:
         """+test mode: a line that is no SMTP command is Lua; print what it returns."""
         outcome = yield _SourceRun(self, source)
         if outcome.error is not None:
-            self.transport.write(b"error: " + _b(outcome.error) + CRLF)
+            self.transport.write(b"error: " + p.reply_bytes(outcome.error) + CRLF)
         else:
-            self.transport.write(b"\t".join(_b(_lua_text(v)) for v in outcome.values) + CRLF)
+            self.transport.write(b"\t".join(p.reply_bytes(_lua_text(v)) for v in outcome.values) + CRLF)
 
     def _unknown(self, line):
         code, text = yield from self._hook("unknown", line)
@@ -568,7 +563,7 @@ class Session:
         self.ctx.new_transaction_tables()
         self.ctx.headers = []
         self.ctx.headers_dirty = False
-        self.ctx.client[b"id_trans"] = _b(self.transaction.id)
+        self.ctx.client[b"id_trans"] = p.reply_bytes(self.transaction.id)
         self.state = p.MAIL
         code, text = yield from self._hook("mail", address, domain)
         sent = yield from self._reply(code, text, self.replies.mail_ok(_s(address)))

@@ -9,6 +9,9 @@ called. The session uses the same protocol for its own waits (hooks, forwarding)
 """
 
 
+READ = object()   # yielded by the session's dialogue: wait for more client input
+
+
 class Wait:
     __slots__ = ()
 
