@@ -356,17 +356,21 @@ class Engine:
     def spool_path_used(self, name):
         """Something is about to use file `name` (bytes): if it is the running connection's
         spool file and the message is still in memory, write the file now."""
-        spool = getattr(getattr(self.current, "session", None), "spool", None)
-        if spool is not None and not spool.on_disk and name == spool.path_bytes:
-            try:
-                spool.materialise()
-            except OSError as exc:  # the caller's open fails in turn, with its own error
-                self.log.error("spool %s: %s" % (spool.path, exc.strerror), self.current.session.ident)
+        self._write_spool_if(lambda path: name == path)
 
     def spool_path_in_command(self, command):
-        spool = getattr(getattr(self.current, "session", None), "spool", None)
-        if spool is not None and not spool.on_disk and spool.path_bytes in command:
-            self.spool_path_used(spool.path_bytes)
+        """A shell command is about to run: the same, if it names the spool file."""
+        self._write_spool_if(lambda path: path in command)
+
+    def _write_spool_if(self, names_it):
+        session = getattr(self.current, "session", None)
+        spool = getattr(session, "spool", None)
+        if spool is None or spool.on_disk or not names_it(spool.path_bytes):
+            return
+        try:
+            spool.materialise()
+        except OSError as exc:  # the caller's open fails in turn, with its own error
+            self.log.error("spool %s: %s" % (spool.path, exc.strerror), session.ident)
 
     # -- contexts ------------------------------------------------------------------------
     def new_context(self, session=None):
