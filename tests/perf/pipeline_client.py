@@ -144,6 +144,7 @@ class Session:
             self.send(data)
 
     def send(self, data):
+        """Send what the socket takes; the rest waits for writability (on_ready)."""
         try:
             sent = self.sock.send(data)
         except BlockingIOError:
@@ -151,24 +152,16 @@ class Session:
         except OSError as exc:
             self.fail("send: %s" % exc)
             return
-        if sent < len(data):
-            self.out = data[sent:]
+        waiting, self.out = bool(self.out), data[sent:]
+        if self.out and not waiting:
             self.client.selector.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self.on_ready)
+        elif waiting and not self.out:
+            self.client.selector.modify(self.sock, selectors.EVENT_READ, self.on_readable)
 
     def on_ready(self):
         """Readable or writable while output is pending."""
         if self.out:
-            data, self.out = self.out, b""
-            try:
-                sent = self.sock.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                self.fail("send: %s" % exc)
-                return
-            self.out = data[sent:]
-            if not self.out:
-                self.client.selector.modify(self.sock, selectors.EVENT_READ, self.on_readable)
+            self.send(self.out)
         self.on_readable()
 
     def on_readable(self):
