@@ -9,7 +9,7 @@ import sys
 import time
 
 from tests.support.debian import extracted_package
-from tests.support.net import free_port, stop_process, wait_for_port
+from tests.support.net import ServerProcess, free_port, stop_process, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,7 +38,7 @@ def closed_udp_port():
     return free_port(socket.SOCK_DGRAM)
 
 
-class Sink:
+class Sink(ServerProcess):
     """Postfix smtp-sink on 127.0.0.1, discarding every message (no dump files)."""
 
     def __init__(self, max_connections=512):
@@ -57,17 +57,6 @@ class Sink:
     @property
     def pids(self):
         return [self.process.pid]
-
-    def stop(self):
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def smtpe_source():

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 
-from .net import free_port, stop_process, wait_for_port
+from .net import ServerProcess, free_port, wait_for_port
 
 # The EICAR anti-virus test file, assembled so this source file is not itself "infected".
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -20,7 +20,7 @@ def clamd_binary():
     return shutil.which("clamd") or ("/usr/sbin/clamd" if os.access("/usr/sbin/clamd", os.X_OK) else None)
 
 
-class Clamd:
+class Clamd(ServerProcess):
     def __init__(self, folder):
         self.folder = str(folder)
         self.port = free_port()
@@ -85,11 +85,6 @@ class Clamd:
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
             sock.sendall(b"nVERSION\n")
             return sock.recv(200).decode().strip()
-
-    def stop(self):
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
 
 
 _shared = {}

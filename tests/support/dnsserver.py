@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from .net import stop_process
+from .net import ServerProcess
 
 START_TIMEOUT = 30.0
 
@@ -127,7 +127,7 @@ def soa_probe(port, zone, timeout=0.5):
     return ident == 0x5353 and flags & 0x000F == 0 and flags & 0x0400 and ancount >= 1
 
 
-class DnsServer:
+class DnsServer(ServerProcess):
     def __init__(self, folder, zones):
         self.folder = os.path.join(str(folder), "nsd")
         self.zones = dict(zones)
@@ -213,14 +213,3 @@ class DnsServer:
             except OSError:
                 pass
         return "\n".join(text)
-
-    def stop(self):
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()

@@ -75,3 +75,20 @@ def wait_until(predicate, timeout=30, what="condition", interval=0.05):
             return value
         time.sleep(interval)
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+class ServerProcess:
+    """Mixin for a server the tests run as a child process (`self.process`, None when not
+    running; the class's start() launches it): stopped by PID, and a context manager."""
+    process = None
+
+    def stop(self):
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

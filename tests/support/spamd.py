@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 
-from .net import free_port, stop_process, wait_for_port
+from .net import ServerProcess, free_port, wait_for_port
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 START_TIMEOUT = 90.0
@@ -19,7 +19,7 @@ def spamd_binary():
     return shutil.which("spamd") or ("/usr/sbin/spamd" if os.access("/usr/sbin/spamd", os.X_OK) else None)
 
 
-class Spamd:
+class Spamd(ServerProcess):
     def __init__(self, folder):
         self.folder = str(folder)
         self.port = free_port()
@@ -71,11 +71,6 @@ class Spamd:
         output = subprocess.run([spamd_binary(), "--version"], capture_output=True, text=True,
                                 timeout=30).stdout
         return output.splitlines()[0].strip() if output else "spamd"
-
-    def stop(self):
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
 
 
 _shared = {}
