@@ -123,20 +123,19 @@ class HookRun:
         while True:
             engine.current = ctx
             tables = (ctx.client, ctx.mime, ctx.uri_found) if ctx is not None else (None, None, None)
+            first = self.resumer is None       # the first step: one call does it all
             try:
-                if self.resumer is None:       # the first step: one call does it all
+                if first:
                     result = engine._run(self.key, engine.cpu_budget, *tables, *args)
-                    if not isinstance(result, tuple):  # lupa returns a lone value unwrapped
-                        result = (result,)
-                    if result[0] == b"wait":
-                        self.resumer = result[1]
-                        result = result[:1] + result[2:]
                 else:
                     result = self.resumer(*tables, *args)
-                    if not isinstance(result, tuple):
-                        result = (result,)
             except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
                 result = (b"error", str(exc))
+            if not isinstance(result, tuple):  # lupa returns a lone value unwrapped
+                result = (result,)
+            if first and result[0] == b"wait":  # "wait", resumer, wait
+                self.resumer = result[1]
+                result = result[:1] + result[2:]
             status = result[0]
             if status != b"wait":
                 if status == b"undefined":     # removed from the hook table since
