@@ -18,7 +18,6 @@ class Spool:
     def __init__(self, directory, name, memory_limit=0):
         self.path = os.path.join(directory, name)
         self.path_bytes = os.fsencode(self.path)
-        self.size = 0
         self.memory_limit = memory_limit
         self._memory = bytearray()     # the message while it lives in memory
         self._file = None              # the file being written (DATA still arriving)
@@ -28,7 +27,6 @@ class Spool:
             self.materialise()
 
     def write(self, data):
-        self.size += len(data)
         if self._file is not None:
             self._file.write(data)
             return
@@ -71,7 +69,6 @@ class Spool:
         if not self.on_disk:
             body = self._memory[body_offset:] if body_offset is not None else b""
             self._memory = bytearray(head) + body
-            self.size = len(self._memory)
             return
         temporary = self.path + ".tmp"
         try:
@@ -84,7 +81,6 @@ class Spool:
                         if not block:
                             break
                         target.write(block)
-                self.size = target.tell()
             os.replace(temporary, self.path)
         except OSError:
             _unlink(temporary)
