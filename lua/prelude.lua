@@ -11,16 +11,6 @@ local type, tostring, error, loadfile, gcinfo = type, tostring, error, loadfile,
 
 local current	-- the coroutine of the hook now running
 
-local function finish(co, ok, ...)
-	if not ok then
-		return "error", traceback(co, tostring((...)))
-	end
-	if status(co) == "suspended" then
-		return "wait", ...
-	end
-	return "done", ...
-end
-
 local count_step, memory_kb = 10000, nil
 
 -- Set once by the engine: Lua instructions between two budget checks, and the memory bound
@@ -30,16 +20,29 @@ function __engine_configure(step, kb)
 	count_step, memory_kb = step, kb
 end
 
--- Wrap hook function fn in a coroutine with a CPU budget (seconds, over all its resumes)
--- and the memory bound. Returns the resumer: resumer(client, mime, uri_found, ...) ->
--- "done", results... | "wait", wait | "error", traceback. The three tables are the
--- connection's; every resume sets them as globals, since other connections' hooks ran in
--- between. The CPU clock is read only in the count hook (a clock read is a system call,
--- dearer than a short hook): each resume is timed from its first check, so up to
--- count_step instructions per resume go uncounted.
-local function spawn(fn, budget)
-	local co = create(fn)
-	local remaining, last = budget, nil
+-- Hooks run in worker coroutines that are reused: a new coroutine with its count hook and
+-- closures for every call cost about as much as a short hook itself. A worker runs one hook
+-- function after another; between two it is parked, yielding DONE (a marker no script can
+-- yield) with the results. A hook that fails kills its worker (Lua 5.1 cannot resume a
+-- coroutine after an error), and one abandoned while waiting is simply dropped.
+local DONE = {}
+local idle, idle_count, IDLE_MAX = {}, 0, 32
+
+local function run_hooks(fn, ...)
+	return run_hooks(yield(DONE, fn(...)))
+end
+
+-- A worker: worker.begin(budget) before each hook; worker.resume(client, mime, uri_found,
+-- ...) -> "done", results... | "wait", wait | "error", traceback. The budget (CPU seconds)
+-- spans all resumes of one hook. The three tables are the connection's; every resume sets
+-- them as globals, since other connections' hooks ran in between. The CPU clock is read
+-- only in the count hook (a clock read is a system call, dearer than a short hook): each
+-- resume is timed from its first check, so up to count_step instructions per resume go
+-- uncounted.
+local function new_worker()
+	local co = create(run_hooks)
+	local remaining, last = 0, nil
+	local worker = {}
 	sethook(co, function()
 		local now = clock()
 		if last then
@@ -53,14 +56,54 @@ local function spawn(fn, budget)
 			error("hook exceeded the Lua memory bound: not enough memory", 0)
 		end
 	end, "", count_step)
-	return function(c, m, f, ...)
+	local function settle(ok, first, ...)
+		if not ok then
+			return "error", traceback(co, tostring(first))
+		end
+		if first == DONE then
+			if idle_count < IDLE_MAX then
+				idle_count = idle_count + 1
+				idle[idle_count] = worker
+			end
+			return "done", ...
+		end
+		return "wait", first, ...
+	end
+	function worker.begin(budget)
+		remaining = budget
+	end
+	function worker.resume(c, m, f, ...)
 		client, mime, uri.found = c, m, f
 		last = nil
 		current = co
-		return finish(co, resume(co, ...))
+		return settle(resume(co, ...))
+	end
+	return worker
+end
+
+local function take_worker(budget)
+	local worker = idle[idle_count]
+	if worker then
+		idle[idle_count] = nil
+		idle_count = idle_count - 1
+	else
+		worker = new_worker()
+	end
+	worker.begin(budget)
+	return worker
+end
+
+-- A resumer for function fn run like a hook (+test mode): its first call starts fn.
+function __engine_spawn(fn, budget)
+	local worker, started = take_worker(budget), false
+	return function(c, m, f, ...)
+		if started then
+			return worker.resume(c, m, f, ...)
+		end
+		started = true
+		return worker.resume(c, m, f, fn, ...)
 	end
 end
-__engine_spawn = spawn
 
 local function first_step(resumer, status, ...)
 	if status == "wait" then
@@ -77,8 +120,8 @@ function __engine_run(name, budget, c, m, f, ...)
 	if type(fn) ~= "function" then
 		return "undefined"
 	end
-	local resumer = spawn(fn, budget)
-	return first_step(resumer, resumer(c, m, f, ...))
+	local worker = take_worker(budget)
+	return first_step(worker.resume, worker.resume(c, m, f, fn, ...))
 end
 
 -- A waiting API call: the Python function returns a Wait, which the hook's own coroutine

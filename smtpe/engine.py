@@ -14,6 +14,7 @@ import pkgutil
 import lupa.lua51 as lua51
 
 from . import api as api_package
+from .waits import Wait
 
 LUA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua")
 if not os.path.isdir(LUA_DIR):  # source checkout: lua/ sits beside the package
@@ -99,10 +100,12 @@ class Context:
             self.engine.current = None
 
 
-class HookRun:
-    """One hook invocation: a coroutine resumed until it returns, fails or is abandoned."""
+class HookRun(Wait):
+    """One hook invocation: a coroutine resumed until it returns, fails or is abandoned.
+    Engine.call_hook returns it when the hook waits; it is then itself the Wait its caller
+    waits on (start(resume): resume(HookOutcome) once the hook is done)."""
     __slots__ = ("engine", "ctx", "name", "key", "resumer", "on_done", "wait",
-                 "in_start", "early", "timer", "finished")
+                 "in_start", "early", "timer", "finished", "outcome")
 
     def __init__(self, engine, ctx, name, key, resumer, on_done):
         self.engine = engine
@@ -116,6 +119,13 @@ class HookRun:
         self.early = None
         self.timer = None
         self.finished = False
+        self.outcome = None      # set when the hook finished before anyone waited on it
+
+    def start(self, resume):
+        self.on_done = resume
+
+    def cancel(self):
+        self.abandon()
 
     def step(self, args):
         engine = self.engine
@@ -203,7 +213,11 @@ class HookRun:
         if ctx is not None:
             ctx.run = None
             ctx.hook_ended()
-        self.on_done(outcome or HookOutcome(values or (), error))
+        outcome = outcome or HookOutcome(values or (), error)
+        if self.on_done is None:
+            self.outcome = outcome
+        else:
+            self.on_done(outcome)
 
 
 def _public_attributes_only(obj, name, is_setting):
@@ -405,16 +419,25 @@ class Engine:
         key = name.encode()
         return key in self.defined and self._lookup(key) is not None
 
-    def run_hook(self, ctx, name, args, on_done):
-        """Run hook.<name>(*args) for ctx; on_done(HookOutcome) once, possibly at once."""
+    def call_hook(self, ctx, name, args):
+        """Run hook.<name>(*args) for ctx -> its HookOutcome when it finished at once (most
+        hooks do), else the HookRun to wait on."""
         key = name.encode()
         if key not in self.defined:
-            on_done(NOT_DEFINED)
-            return
-        run = HookRun(self, ctx, name, key, None, on_done)
+            return NOT_DEFINED
+        run = HookRun(self, ctx, name, key, None, None)
         if ctx is not None:
             ctx.run = run
         run.step(args)
+        return run.outcome or run
+
+    def run_hook(self, ctx, name, args, on_done):
+        """Run hook.<name>(*args) for ctx; on_done(HookOutcome) once, possibly at once."""
+        result = self.call_hook(ctx, name, args)
+        if isinstance(result, HookOutcome):
+            on_done(result)
+        else:
+            result.start(on_done)
 
     def run_source(self, ctx, source, on_done):
         """+test mode: run a line of Lua like a hook (it may wait); a syntax error is

@@ -8,6 +8,18 @@ import time
 LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 _NAMES = {number: name for name, number in LEVELS.items()}
 
+# This process's id, kept current across fork (workers are forked): a getpid per line costs
+# a system call.
+_process_id = os.getpid()
+
+
+def _forked():
+    global _process_id
+    _process_id = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class Log:
     def __init__(self, to_syslog=False, verbose="+warn +info", stream=None):
@@ -15,8 +27,29 @@ class Log:
         self.stream = stream or sys.stderr
         self.words = set()
         self.set_verbose(verbose)
+        self._batched = None      # lines waiting for flush(); None: each line written at once
+        self._second = None       # the time stamp is formatted once per second
+        self._stamp = ""
         if to_syslog:
             _syslog.openlog("smtpe", _syslog.LOG_PID | _syslog.LOG_NDELAY, _syslog.LOG_MAIL)
+
+    def batch(self):
+        """Gather lines until flush(): a worker's loop flushes once per turn, before it
+        waits, so a busy worker makes one write system call per turn instead of one per
+        line, and no line waits longer than the turn that logged it."""
+        if self._batched is None:
+            self._batched = []
+
+    def flush(self):
+        lines = self._batched
+        if lines:
+            self._batched = []
+            self._write("".join(lines))
+
+    def unbatch(self):
+        """Back to writing each line at once (the loop that flushed is done)."""
+        self.flush()
+        self._batched = None
 
     def set_verbose(self, text):
         for word in text.replace(";", " ").split():
@@ -41,9 +74,19 @@ class Log:
         if self.to_syslog:
             _syslog.syslog(level, message)
             return
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
+        line = "%s smtpe[%d] %s: %s\n" % (self._stamp, _process_id, _NAMES.get(level, level), message)
+        if self._batched is not None:
+            self._batched.append(line)
+        else:
+            self._write(line)
+
+    def _write(self, text):
         try:
-            self.stream.write("%s smtpe[%d] %s: %s\n" % (stamp, os.getpid(), _NAMES.get(level, level), message))
+            self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError):
             pass

@@ -47,6 +47,7 @@ class Loop:
         self._sequence = itertools.count()
         self._cancelled = 0        # cancelled timers still in the heap
         self._soon = []
+        self._before_select = []
         self._running = False
         self.time = time.monotonic
 
@@ -102,6 +103,10 @@ class Loop:
     def call_soon(self, callback, *args):
         self._soon.append((callback, args))
 
+    def before_select(self, callback):
+        """callback() on every turn, just before the loop waits for events (flushing)."""
+        self._before_select.append(callback)
+
     # -- running ------------------------------------------------------------------------
     def stop(self):
         self._running = False
@@ -112,6 +117,8 @@ class Loop:
             self.run_once()
 
     def run_once(self, max_wait=None):
+        for callback in self._before_select:
+            callback()
         timeout = self._next_timeout(max_wait)
         for key, mask in self._selector.select(timeout):
             fd = key.fd

@@ -318,9 +318,14 @@ def reply_bytes(text):
     return text.encode("latin-1", "replace") if isinstance(text, str) else text
 
 
+_LEADING_INTEGER = re.compile(rb"\s*[+-]?\d+")
+
+
 def reply_code(value):
     """Leading integer of a hook's reply (C strtol semantics: optional space and sign)."""
-    match = re.match(rb"\s*[+-]?\d+", value)
+    if value[:3].isdigit() and not value[3:4].isdigit():  # the usual "250 ...": no regex
+        return int(value[:3])
+    match = _LEADING_INTEGER.match(value)
     return int(match.group(0)) if match else 0
 
 

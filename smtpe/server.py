@@ -116,7 +116,12 @@ class Worker:
         """Run until stopped (TERM/INT drained, QUIT)."""
         self._install_signals()
         self.start_accepting()
-        self.loop.run()
+        self.log.batch()
+        self.loop.before_select(self.log.flush)
+        try:
+            self.loop.run()
+        finally:
+            self.log.unbatch()
 
     def start_accepting(self):
         if not self.accepting and not self.stopping:

@@ -39,29 +39,6 @@ class ClientGone(Exception):
         self.reply = reply
 
 
-class HookCall(Wait):
-    """A hook run, started at once by Session._call_hook; the dialogue waits for it (yields
-    this) only when it did not finish at once, which most hooks do."""
-    __slots__ = ("session", "outcome", "resume")
-
-    def __init__(self, session):
-        self.session = session
-        self.outcome = None
-        self.resume = None
-
-    def finished(self, outcome):
-        if self.resume is not None:
-            self.resume(outcome)
-        else:
-            self.outcome = outcome
-
-    def start(self, resume):
-        self.resume = resume
-
-    def cancel(self):
-        _abandon_hook(self.session)
-
-
 def _abandon_hook(session):
     run = session.ctx.run
     if run is not None:
@@ -334,11 +311,10 @@ class Session:
 
     def _call_hook(self, name, args):
         """-> the HookOutcome; yields (suspends the dialogue) only if the hook waits."""
-        call = HookCall(self)
-        self.engine.run_hook(self.ctx, name, args, call.finished)
-        if call.outcome is None:
-            return (yield call)
-        return call.outcome
+        result = self.engine.call_hook(self.ctx, name, args)
+        if isinstance(result, Wait):
+            return (yield result)
+        return result
 
     def _send(self, text, hooks=True):
         """Send a reply (through hook.reply); -> the code actually sent. Closes after it when

@@ -232,6 +232,37 @@ def test_cpu_budget_counts_every_resume_of_a_hook(tmp_path):
     assert "CPU time budget" in harness.log
 
 
+def test_reused_hook_coroutines_start_each_hook_afresh(tmp_path):
+    """Hooks run in reused worker coroutines (lua/prelude.lua): the CPU budget starts anew for
+    each hook, a hook that fails, yields on its own or is abandoned while waiting leaves
+    the following hooks unaffected, and a hook that is still waiting keeps its own
+    coroutine while other hooks run."""
+    harness = Harness(tmp_path, """
+        function hook.noop()
+            local stop = os.clock() + 0.12          -- 60% of the budget, every time
+            while os.clock() < stop do end
+            return "250 spent"
+        end
+        function hook.helo(arg)
+            if arg == "fail" then error("planned failure") end
+            if arg == "yield" then coroutine.yield("not a wait") end
+            if arg == "wait" then client.write(""); return "250 waited " .. tostring(coroutine.running() ~= nil) end
+            return "250 fine " .. arg
+        end
+    """, lua_hook_cpu=0.2)
+    client = harness.connect()
+    client.new_output()
+    for _ in range(4):  # 4 x 60%: only a budget carried over from hook to hook would fail
+        assert client.send("NOOP\r\n") == "250 spent\r\n"
+    assert client.send("HELO fail\r\n").startswith("451 ")
+    assert "planned failure" in harness.log
+    assert client.send("HELO yield\r\n").startswith("451 ")
+    assert "yielded outside a waiting API call" in harness.log
+    assert client.send("HELO wait\r\n") == "250 waited true\r\n"
+    assert client.send("HELO again\r\n") == "250 fine again\r\n"
+    assert client.send("NOOP\r\n") == "250 spent\r\n"
+
+
 def test_lua_error_gives_451_and_session_continues(tmp_path):
     harness = Harness(tmp_path, """
         function hook.mail(sender) error("policy bug") end
