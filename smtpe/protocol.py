@@ -87,7 +87,9 @@ class PathRules:
 
 _LOCAL_ATOM = re.compile(rb"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\xff-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\xff-]+)*$")
 _QUOTED = re.compile(rb'^"([^"\\\r\n]|\\.)*"$')
-_LABEL = re.compile(rb"^[A-Za-z0-9\x80-\xff]([A-Za-z0-9\x80-\xff-]*[A-Za-z0-9\x80-\xff])?$")
+_LABEL_RULE = rb"[A-Za-z0-9\x80-\xff]([A-Za-z0-9\x80-\xff-]*[A-Za-z0-9\x80-\xff])?"
+# a domain without its trailing dot: labels as above, dot-separated (one match, not one per label)
+_DOMAIN = re.compile(rb"^%s(\.%s)*$" % (_LABEL_RULE, _LABEL_RULE))
 
 
 def parse_path(token, for_mail, rules=PathRules()):
@@ -128,10 +130,10 @@ def parse_path(token, for_mail, rules=PathRules()):
     if at >= 0:
         if rules.domain_length and len(domain) > 255:
             raise PathError("5.1.0 domain too long, see RFC 2821 section 4.5.3.1")
-        labels = domain.rstrip(b".").split(b".")
-        if not domain or not all(_LABEL.match(label) for label in labels):
+        name = domain.rstrip(b".")
+        if not domain or not _DOMAIN.match(name):
             raise PathError("%s invalid domain name" % kind)
-        if for_mail and len(labels) < 2:
+        if for_mail and b"." not in name:
             raise PathError("%s invalid domain name" % kind)
     elif for_mail and rules.angle_brackets:
         raise PathError("5.1.7 address incomplete")

@@ -1,6 +1,7 @@
 """A worker: listeners, accepting clients, rate limits, signals (TERM drains, HUP reloads the
 script, QUIT exits), and the Session per connection. Knows no SMTP details."""
 import errno
+import gc
 import signal
 import socket
 
@@ -118,6 +119,9 @@ class Worker:
         self.start_accepting()
         self.log.batch()
         self.loop.before_select(self.log.flush)
+        # What start-up built (modules, the Lua runtime, the script) lives as long as the
+        # worker: out of the collector's sight, full collections stay cheap while serving.
+        gc.freeze()
         try:
             self.loop.run()
         finally:

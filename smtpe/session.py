@@ -282,7 +282,9 @@ class Session:
         if name.encode() not in self.engine.defined:
             self.hook_failed = False
             return 0, None
-        outcome = yield from self._call_hook(name, args)
+        outcome = self.engine.call_hook(self.ctx, name, args)
+        if isinstance(outcome, Wait):  # most hooks finish at once: no suspension then
+            outcome = yield outcome
         self.hook_failed = outcome.error is not None
         if self.hook_failed:
             self.log.error("hook.%s: %s" % (name, outcome.error), self.ident)
@@ -302,19 +304,19 @@ class Session:
         return code, None
 
     def _hook_quietly(self, name, *args):
-        """A hook whose reply has no meaning (reset, close, error): errors are only logged."""
+        """A hook whose reply has no meaning (reset, close, error): errors are only logged.
+        -> what to `yield from`: nothing at all when the hook is not defined (no generator
+        to make for the hooks most scripts leave out)."""
         if name.encode() not in self.engine.defined:
-            return
-        outcome = yield from self._call_hook(name, args)
+            return ()
+        return self._run_quietly(name, args)
+
+    def _run_quietly(self, name, args):
+        outcome = self.engine.call_hook(self.ctx, name, args)
+        if isinstance(outcome, Wait):
+            outcome = yield outcome
         if outcome.error is not None:
             self.log.error("hook.%s: %s" % (name, outcome.error), self.ident)
-
-    def _call_hook(self, name, args):
-        """-> the HookOutcome; yields (suspends the dialogue) only if the hook waits."""
-        result = self.engine.call_hook(self.ctx, name, args)
-        if isinstance(result, Wait):
-            return (yield result)
-        return result
 
     def _send(self, text, hooks=True):
         """Send a reply (through hook.reply); -> the code actually sent. Closes after it when
@@ -323,9 +325,10 @@ class Session:
         if not data.endswith(CRLF):
             data += CRLF
         if hooks:
-            code, replaced = yield from self._hook("reply", data)
-            if replaced is not None:
-                data = replaced
+            if b"reply" in self.engine.defined:  # (most scripts have none: spare the generator)
+                code, replaced = yield from self._hook("reply", data)
+                if replaced is not None:
+                    data = replaced
             if (self.is_pipelining and self.options.flag("rfc2920-pipelining-reject")
                     and self.state != p.DATA
                     and not (self.options.flag("rfc2920-pipelining-enable") and self.helo_state == p.EHLO)):
@@ -334,10 +337,6 @@ class Session:
         if self.drop and self.close_code is None:
             self.close_code = 1
         return p.reply_code(data)
-
-    def _reply(self, code, text, default):
-        """Send the hook's reply text if it gave one, else the default; -> code sent."""
-        return (yield from self._send(text if text is not None else default))
 
     # ---------------------------------------------------------------- accept phase
     def _accept_phase(self, rerun=False):
@@ -373,7 +372,7 @@ class Session:
         if self.hook_failed:  # no policy, no session: a 4xx greeting and goodbye
             yield from self._send(self.replies.internal_error())
             raise ClientGone(4, 0, "hook.accept failed")
-        yield from self._reply(code, text, self.replies.banner(self.id_sess))
+        yield from self._send(text or self.replies.banner(self.id_sess))
 
     # ---------------------------------------------------------------- commands
     def _command(self, line):
@@ -397,7 +396,7 @@ class Session:
             yield from self._out_of_sequence(line)
             return
         try:
-            yield from getattr(self, "_cmd_" + verb.lower())(line, arg)
+            yield from getattr(self, _HANDLERS[verb])(line, arg)
         except _Cancelled:
             pass
 
@@ -411,11 +410,11 @@ class Session:
 
     def _unknown(self, line):
         code, text = yield from self._hook("unknown", line)
-        yield from self._reply(code, text, self.replies.unknown(_s(line)))
+        yield from self._send(text or self.replies.unknown(_s(line)))
 
     def _out_of_sequence(self, line, text=None):
         code, hook_text = yield from self._hook("out_seq", line)
-        yield from self._reply(code, hook_text or text, self.replies.out_of_sequence(_s(line)))
+        yield from self._send(hook_text or text or self.replies.out_of_sequence(_s(line)))
 
     def _pipelined_after(self, verb, code=550):
         """RFC 2920: EHLO, NOOP, QUIT and DATA must end a pipelined group. Input after them
@@ -451,7 +450,7 @@ class Session:
                 max_size=self.options.int("smtp-max-size"))
         else:
             default = self.replies.helo(_s(arg), self.address, self.host)
-        sent = yield from self._reply(code, text, default)
+        sent = yield from self._send(text or default)
         if p.is_positive(sent):
             self.helo_arg = arg
             self.helo_state = self.state
@@ -489,9 +488,9 @@ class Session:
         code, text = yield from self._hook("auth", line, user, password, authzid)
         if 200 <= code <= 299:
             self.authenticated = True
-            yield from self._reply(code, text, self.replies.auth_ok())
+            yield from self._send(text or self.replies.auth_ok())
         else:
-            yield from self._reply(code, text, self.replies.auth_failed())
+            yield from self._send(text or self.replies.auth_failed())
 
     def _challenge(self, prompt):
         """Send a 334 challenge and read the client's answer line ('*' cancels)."""
@@ -542,7 +541,7 @@ class Session:
         self.ctx.client[b"id_trans"] = p.reply_bytes(self.transaction.id)
         self.state = p.MAIL
         code, text = yield from self._hook("mail", address, domain)
-        sent = yield from self._reply(code, text, self.replies.mail_ok(_s(address)))
+        sent = yield from self._send(text or self.replies.mail_ok(_s(address)))
         if p.is_positive(sent):
             self.log.info("sender <%s>" % _s(address), self.ident)
         else:
@@ -560,7 +559,7 @@ class Session:
         stored = address if at < 0 else address[:at + 1] + address[at + 1:].lower()
         self.state = p.RCPT
         code, text = yield from self._hook("rcpt", address, domain)
-        sent = yield from self._reply(code, text, self.replies.rcpt_ok(_s(stored)))
+        sent = yield from self._send(text or self.replies.rcpt_ok(_s(stored)))
         if p.is_positive(sent):
             self.transaction.recipients.append(stored)
 
@@ -582,7 +581,7 @@ class Session:
         self.ctx.client[b"msg_file"] = os.fsencode(transaction.spool_path)
         self.state = p.DATA
         code, text = yield from self._hook("data")
-        sent = yield from self._reply(code, text, self.replies.data())
+        sent = yield from self._send(text or self.replies.data())
         if sent < 200 or sent == 354:
             yield from end_of_data(self)
         else:
@@ -593,24 +592,24 @@ class Session:
 
     def _cmd_rset(self, line, arg):
         code, text = yield from self._hook("rset")
-        yield from self._reply(code, text, self.replies.ok())
+        yield from self._send(text or self.replies.ok())
         yield from self._reset()
 
     def _cmd_noop(self, line, arg):
         if (yield from self._pipelined_after("NOOP")):
             return
         code, text = yield from self._hook("noop")
-        yield from self._reply(code, text, self.replies.ok())
+        yield from self._send(text or self.replies.ok())
 
     def _cmd_help(self, line, arg):
         code, text = yield from self._hook("help")
-        yield from self._reply(code, text, self.replies.help())
+        yield from self._send(text or self.replies.help())
 
     def _cmd_quit(self, line, arg):
         if (yield from self._pipelined_after("QUIT")):
             return
         code, text = yield from self._hook("quit")
-        yield from self._reply(code, text, self.replies.quit(self.id_sess))
+        yield from self._send(text or self.replies.quit(self.id_sess))
         if self.close_code is None:
             self.close_code = 1 if self.drop else 0
 
@@ -618,7 +617,7 @@ class Session:
         code, text = yield from self._hook("xclient")
         trusted = _is_loopback(self.address)
         if not (200 <= code <= 299 or (trusted and p.is_positive(code))):
-            yield from self._reply(code, text, self.replies.xclient_denied())
+            yield from self._send(text or self.replies.xclient_denied())
             return
         changes = {}
         for attribute in arg.split():
@@ -677,6 +676,10 @@ class Session:
         self.ctx.headers = []
         self.ctx.headers_dirty = False
         self.state = self.helo_state
+
+
+# The method for each command word: _cmd_mail for MAIL ...
+_HANDLERS = {verb: "_cmd_" + verb.lower() for verb in p.COMMANDS}
 
 
 class _SourceRun(Wait):
