@@ -28,15 +28,17 @@ class Log:
         self.words = set()
         self.set_verbose(verbose)
         self._batched = None      # lines waiting for flush(); None: each line written at once
+        self._loop = None
         self._second = None       # the time stamp is formatted once per second
         self._stamp = ""
         if to_syslog:
             _syslog.openlog("smtpe", _syslog.LOG_PID | _syslog.LOG_NDELAY, _syslog.LOG_MAIL)
 
-    def batch(self):
-        """Gather lines until flush(): a worker's loop flushes once per turn, before it
-        waits, so a busy worker makes one write system call per turn instead of one per
-        line, and no line waits longer than the turn that logged it."""
+    def batch(self, loop):
+        """Gather the lines of each turn of `loop` and write them at the end of the turn:
+        a busy worker makes one write system call per turn instead of one per line, and no
+        line waits longer than the turn that logged it."""
+        self._loop = loop
         if self._batched is None:
             self._batched = []
 
@@ -80,6 +82,8 @@ class Log:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
         line = "%s smtpe[%d] %s: %s\n" % (self._stamp, _process_id, _NAMES.get(level, level), message)
         if self._batched is not None:
+            if not self._batched:
+                self._loop.at_turn_end(self.flush)
             self._batched.append(line)
         else:
             self._write(line)

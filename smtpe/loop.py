@@ -47,7 +47,7 @@ class Loop:
         self._sequence = itertools.count()
         self._cancelled = 0        # cancelled timers still in the heap
         self._soon = []
-        self._before_select = []
+        self._turn_end = []
         self._running = False
         self.time = time.monotonic
 
@@ -103,9 +103,10 @@ class Loop:
     def call_soon(self, callback, *args):
         self._soon.append((callback, args))
 
-    def before_select(self, callback):
-        """callback() on every turn, just before the loop waits for events (flushing)."""
-        self._before_select.append(callback)
+    def at_turn_end(self, callback):
+        """callback() once, at the end of this turn, before the loop waits again: for work
+        that gains from being gathered over a turn (replies to send, log lines)."""
+        self._turn_end.append(callback)
 
     # -- running ------------------------------------------------------------------------
     def stop(self):
@@ -117,8 +118,6 @@ class Loop:
             self.run_once()
 
     def run_once(self, max_wait=None):
-        for callback in self._before_select:
-            callback()
         timeout = self._next_timeout(max_wait)
         for key, mask in self._selector.select(timeout):
             fd = key.fd
@@ -132,6 +131,7 @@ class Loop:
                     callback()
         self._run_timers()
         self._run_soon()
+        self._run_turn_end()
 
     def _next_timeout(self, max_wait):
         if self._soon:
@@ -165,6 +165,12 @@ class Loop:
         soon, self._soon = self._soon, []
         for callback, args in soon:
             callback(*args)
+
+    def _run_turn_end(self):
+        while self._turn_end:  # (a callback may queue another, e.g. a reply that logs)
+            calls, self._turn_end = self._turn_end, []
+            for callback in calls:
+                callback()
 
     def close(self):
         self._selector.close()

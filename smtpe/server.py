@@ -117,8 +117,7 @@ class Worker:
         """Run until stopped (TERM/INT drained, QUIT)."""
         self._install_signals()
         self.start_accepting()
-        self.log.batch()
-        self.loop.before_select(self.log.flush)
+        self.log.batch(self.loop)
         # What start-up built (modules, the Lua runtime, the script) lives as long as the
         # worker: out of the collector's sight, full collections stay cheap while serving.
         gc.freeze()

@@ -1,7 +1,8 @@
 """A client socket on the Loop: buffered, coalesced writes and push-style reads.
 
-Replies are queued and sent when the session is about to wait (one send for a pipelined
-group). Reading stops while the session is busy and has plenty of unprocessed input, so a
+Replies are queued and sent at the end of the loop's turn (one send for a pipelined group;
+and the replies of all sessions served in a turn go out together, so their peers wake up
+together instead of interrupting the turn one reply at a time). Reading stops while the session is busy and has plenty of unprocessed input, so a
 client cannot make a worker buffer without bound."""
 import errno
 import socket
@@ -43,6 +44,7 @@ class SocketTransport(ReadControl):
         self._out = []
         self._out_size = 0
         self._writing = False
+        self._send_queued = False   # _send_out is due at the end of the loop's turn
         self._drained = []
 
     # -- reading ---------------------------------------------------------------------------
@@ -72,6 +74,13 @@ class SocketTransport(ReadControl):
         return self._out_size
 
     def flush(self):
+        """Send what is queued, at the end of this loop turn."""
+        if not self._send_queued and not self._writing and self._out and not self.closed:
+            self._send_queued = True
+            self.loop.at_turn_end(self._send_out)
+
+    def _send_out(self):
+        self._send_queued = False
         if self._writing or not self._out or self.closed:
             return
         data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
@@ -94,7 +103,7 @@ class SocketTransport(ReadControl):
     def _on_writable(self):
         self._writing = False
         self.loop.remove_writer(self.fd)
-        self.flush()
+        self._send_out()
 
     def when_drained(self, callback):
         """callback(ok) once everything queued so far has been sent (ok False if it never will)."""
