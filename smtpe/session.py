@@ -62,9 +62,9 @@ class Session:
         self.log = worker.log
         self.replies = worker.replies
         self.transport = transport
-        self.address = _ip_text(peer[0])
+        self.address = _peer_text(peer[0])
         self.port = peer[1] if len(peer) > 1 else 0
-        self.local_address = _ip_text(local[0]) if local else None
+        self.local_address = _peer_text(local[0]) if local else None
         self.id_sess = worker.session_ids.next_session()
         self.ident = self.id_sess
         self.trans_ids = TransactionIds(self.id_sess)
@@ -746,6 +746,14 @@ class _InputPause(Wait):
     def cancel(self):
         if self.timer is not None:
             self.timer.cancel()
+
+
+def _peer_text(address):
+    """A socket's address as text: the kernel's IPv4 text is already canonical (and an
+    ipaddress parse per connection is not free); IPv6 goes through _ip_text."""
+    if isinstance(address, str) and ":" not in address:
+        return address
+    return _ip_text(address)
 
 
 def _ip_text(address):
