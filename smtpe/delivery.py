@@ -4,7 +4,9 @@
 through the line reader (strict CRLF.CRLF, unstuffed), hands it to the spool as it arrives
 (smtpe/spool.py: memory first), feeds the message scanner and the content hooks, then decides (shared/spec/
 DECISIONS.md, "DATA end and forwarding"): forward unless hook.dot said no or hook.forward
-answered; the client hears 250 only after the smart host's 250.
+answered; the client hears 250 only after the smart host's 250. The scanner streams only the
+top headers (and body lines for hook.body): `mime.parts` and `uri.found` come from a scan of
+the spooled message that runs only if a hook reads them (smtpe/api/mime.py).
 """
 from . import protocol as p
 from ._speedups.scanner import BODY, EOH, HEADER, MessageScanner
@@ -24,9 +26,10 @@ def end_of_data(session):
     reader = session.reader
     reader.start_data()
     session._idle_timeout = session.options.float("smtp-data-timeout")
-    scanner = MessageScanner(body_lines=has["body"])
-    max_size = session.options.int("smtp-max-size")
     spool = session.spool
+    # Without a spool nothing keeps the message for a MIME scan on demand: scan as it arrives.
+    scanner = MessageScanner(body_lines=has["body"], mime=spool is None)
+    max_size = session.options.int("smtp-max-size")
     held = None                      # (code, text) returned by a content hook
     size = 0
     while True:
@@ -37,7 +40,9 @@ def end_of_data(session):
                 spool.write(chunk)
             if has["content"]:
                 held = _hold((yield from session._hook("content", chunk)), held)
-            held = yield from _scanner_events(session, scanner.feed(chunk), has, held)
+            events = scanner.feed(chunk)
+            if events:   # (none once the headers are over, unless hook.body wants lines)
+                held = yield from _scanner_events(session, events, has, held)
         if done:
             break
         if not chunk:
@@ -94,7 +99,7 @@ def _decide(session, transaction, scanner, size, max_size, held):
     # PROCESS that rewrites the file moves it).
     # The scanner reports EOH at the end even without a blank line; eoh_offset stays 0 then.
     session.ctx.body_offset = scanner.eoh_offset if scanner.eoh_offset > 0 else None
-    mime_api.publish(session.ctx, scanner)
+    mime_api.at_dot(session.ctx, scanner, session.spool)
     path = transaction.spool_path.encode()
     code, text = yield from session._hook("dot", path)
     if text is None and held is not None:

@@ -56,6 +56,7 @@ class Context:
         self.client[b"write"] = engine.client_write
         self.mime = None
         self.uri_found = None
+        self.message_tables = None  # what fills mime and uri_found (smtpe.api.mime)
         self.headers = []        # the editable header list of the current message (header.*)
         self.headers_dirty = False  # header.* changed it: rewrite the spool before forwarding
         self.body_offset = None     # offset of the body in the spool file, set at the dot
@@ -66,10 +67,13 @@ class Context:
         self.new_transaction_tables()
 
     def new_transaction_tables(self):
-        lua = self.engine.lua
-        self.mime = lua.table()
-        self.mime[b"parts"] = lua.table()
-        self.uri_found = lua.table()
+        """Fresh `mime` and `uri.found` for a new transaction: empty until the dot, then the
+        scan of the message (made when a hook first reads them: smtpe.api.mime, which
+        installs engine.new_message_tables)."""
+        if self.message_tables is not None:
+            self.message_tables.close()
+        tables = self.message_tables = self.engine.new_message_tables()
+        self.mime, self.uri_found = tables.mime, tables.found
         if self.engine.current is self:
             self.engine.enter(self)
 
@@ -93,6 +97,7 @@ class Context:
         if run is not None:
             run.abandon()
         self.hook_ended()
+        self.message_tables.close()
         callbacks, self._close = self._close, []
         for callback in callbacks:
             callback()

@@ -55,7 +55,8 @@ class Stream:
         self._reader = None  # (kind, callback, arg)
         self._watching = False  # registered for reading: stays so between requests (a
                                 # register and unregister per reply cost two system calls)
-        self._timer = None
+        self._deadline = None   # when the pending read times out (None: never)
+        self._timer = None      # wakes us at or before _deadline (see _set_deadline)
         self._eof = False
         self._drain_waiters = []
         self.broken = False
@@ -81,8 +82,29 @@ class Stream:
         if self.broken:
             self._drained()
             return
-        self._outbuf += data
-        self._flush()
+        if self._outbuf:         # still draining: the writer callback sends it in turn
+            self._outbuf += data
+        elif data:
+            self._send_now(data)
+        elif self._drain_waiters:
+            self._drained()
+
+    def _send_now(self, data):
+        """Nothing queued: send at once, queueing (and watching for writability) only what
+        the socket does not take. Spares the copy through the buffer in the usual case."""
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._fail(exc.strerror or str(exc))
+            self._drained()
+            return
+        if sent < len(data):
+            self._outbuf += memoryview(data)[sent:]
+            self.loop.add_writer(self.fd, self._flush)
+        elif self._drain_waiters:
+            self._drained()
 
     def _flush(self):
         try:
@@ -133,11 +155,13 @@ class Stream:
         """callback(whatever bytes are available, b"" at EOF) or callback(None)."""
         self._request(("some", callback, None), timeout)
 
+    def unread(self, data):
+        """Put `data` back before the buffered input: a reader that took more than it used."""
+        self._inbuf[:0] = data
+
     def _request(self, reader, timeout):
         self._reader = reader
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_later(timeout, self._timed_out) if timeout else None
+        self._set_deadline(timeout)
         if self._satisfy():
             return
         if self.broken:  # a write failed: no answer can come, and the socket may never wake us
@@ -146,6 +170,31 @@ class Stream:
         if not self._watching:
             self._watching = True
             self.loop.add_reader(self.fd, self._on_readable)
+
+    def _set_deadline(self, timeout):
+        """One timer per stream instead of one per request: a request that ends in time
+        leaves it armed, and it is re-armed only when it fires before the deadline of the
+        read then pending, or when a nearer deadline comes (a timer costs a heap push and a
+        later pop; a reply takes a fraction of a millisecond)."""
+        if not timeout:
+            self._deadline = None
+            return
+        deadline = self._deadline = self.loop.time() + timeout
+        timer = self._timer
+        if timer is None or timer.when > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_later(timeout, self._check_deadline)
+
+    def _check_deadline(self):
+        self._timer = None
+        if self._reader is None or self._deadline is None:
+            return
+        remaining = self._deadline - self.loop.time()
+        if remaining > 0:
+            self._timer = self.loop.call_later(remaining, self._check_deadline)
+        else:
+            self._finish(None, "timed out")
 
     def _unwatch(self):
         if self._watching:
@@ -209,20 +258,12 @@ class Stream:
     def _finish(self, result, error=None):
         callback = self._reader[1]
         self._reader = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self._eof or self.broken:
             self._unwatch()
         if error:
             self.error = error
         callback(result)
         return True
-
-    def _timed_out(self):
-        self._timer = None
-        if self._reader is not None:
-            self._finish(None, "timed out")
 
     def _fail(self, reason):
         self.error = reason

@@ -47,6 +47,7 @@ Connection reuse (a pool per Loop, i.e. per worker; `close_idle(loop)` empties i
   or says anything unasked (a 421 before closing) has it dropped from the pool at once.
 """
 import os
+import re
 import socket
 from collections import namedtuple
 
@@ -76,6 +77,12 @@ POOL_MAX_MESSAGES = 100  # transactions per connection: spreads load, no endless
 SEND_MESSAGE = object()  # what the dialogue yields to have the message sent
 RETRY_FRESH = object()   # what it yields when a reused connection answered MAIL with 421
 _NOTHING = object()
+# A reply: "ddd-text" lines, then a "ddd text" line, each at most LINE_LIMIT bytes with
+# its LF, at most MAX_REPLY_LINES lines.
+_REPLY = re.compile(rb"(?:[2-5][0-9][0-9]-[^\n]{0,%d}\n){0,%d}[2-5][0-9][0-9](?:[ \r][^\n]{0,%d})?\n"
+                    % (LINE_LIMIT - 5, MAX_REPLY_LINES - 1, LINE_LIMIT - 5))
+_REPLY_LINE = re.compile(rb"[2-5][0-9][0-9](?:[ \r-][^\n]*)?\n")
+_CODES = {b"%d" % code: code for code in range(200, 600)}   # a third of int()'s cost on bytes
 
 
 class Result:
@@ -148,6 +155,22 @@ def send_mail(loop, hosts, sender, recipients, source, timeouts, helo_name, on_d
     return delivery
 
 
+def _guarded(method):
+    """A loop/stream callback of _Delivery: ignored once the delivery is over; a bug in it
+    fails this delivery instead of escaping into the loop (the caller's own on_done may
+    raise). Made once per method, not per delivery."""
+    def call(self, *args):
+        if self.finished:
+            return
+        try:
+            method(self, *args)
+        except Exception as exc:
+            if self.finished:
+                raise
+            self._fail(ERROR, "internal error: %s: %s" % (type(exc).__name__, exc))
+    return call
+
+
 class _Delivery:
     def __init__(self, loop, hosts, sender, recipients, source, timeouts, helo_name, on_done, pipelining):
         self.loop = loop
@@ -158,6 +181,7 @@ class _Delivery:
         self.pipelining = pipelining
         self.result = Result(0)       # sized once the recipients are checked
         self.finished = False
+        self.pool = None
         self.hosts = []
         self.first_entry = None      # the host tried first: the only one whose connections are pooled
         self.last_error = "no host given"
@@ -178,25 +202,11 @@ class _Delivery:
         self.timer = None            # write-stall timer while the message is sent
         self.stall_mark = 0          # bytes queued when it was armed
         self.chunks = None
-        # reply assembly (see _want_reply)
-        self.reply_lines = []
+        # replies (see _want_reply)
+        self.input = b""             # received and not yet taken as a reply
         self.reply_deadline = 0.0
-        self.reply_then = None
-        self.in_read = False
-        self.early_line = _NOTHING
-        # loop and stream callbacks, guarded once
-        self._connected_cb = self._guarded(self._connected)
-        self._line_cb = self._guarded(self._line_arrived)
-        self._drained_cb = self._guarded(self._drained)
-        self._pump_cb = self._guarded(self._pump)
-        self._stalled_cb = self._guarded(self._write_stalled)
 
     # -- life cycle ----------------------------------------------------------------------
-    def start(self):
-        if self.finished:
-            return
-        self._guarded(self._start)()
-
     def _start(self):
         hosts, sender, recipients, helo_name = self.arguments
         try:
@@ -217,13 +227,16 @@ class _Delivery:
             except (OSError, ValueError) as exc:
                 self._fail(ERROR_IO, "reading the message: %s" % (getattr(exc, "strerror", None) or exc))
                 return
+        self.pool = _pool(self.loop)
         if self.hosts:
             self.first_entry = self.hosts[0]
-            conn = _pool(self.loop).take(self.first_entry, self.helo)
+            conn = self.pool.take(self.first_entry, self.helo)
             if conn is not None:
                 self._reuse(conn)
                 return
         self._next_host()
+
+    start = _guarded(_start)
 
     def cancel(self):
         """The caller went away: drop the delivery without reporting."""
@@ -245,20 +258,6 @@ class _Delivery:
         stream, self.stream = self.stream, None
         if stream is not None:
             stream.close()
-
-    def _guarded(self, method):
-        """A loop/stream callback: ignored once the delivery is over; a bug in it fails this
-        delivery instead of escaping into the loop (the caller's own on_done may raise)."""
-        def call(*args):
-            if self.finished:
-                return
-            try:
-                method(*args)
-            except Exception as exc:
-                if self.finished:
-                    raise
-                self._fail(ERROR, "internal error: %s: %s" % (type(exc).__name__, exc))
-        return call
 
     def _report(self):
         self.finished = True
@@ -286,14 +285,16 @@ class _Delivery:
         stream, self.stream = self.stream, None
         conn, self.conn = self.conn, None
         self._release()
+        if self.input:       # a pipelined RSET's reply, or something unasked: the pool sees it
+            stream.unread(self.input)
         if self.abort_data:
             stream.close()   # the host waits for message data: losing the connection aborts it
         elif conn is None or not self.keep or self.quit_sent or self.saw_421:
             _say_goodbye(stream, self.quit_sent)
         elif result.stage == "dot":
-            _pool(self.loop).put(conn)
+            self.pool.put(conn)
         else:                # no transaction completed: RSET, pooled when it is answered 250
-            _pool(self.loop).reset(conn, self.timeouts.command, self.rset_sent)
+            self.pool.reset(conn, self.timeouts.command, self.rset_sent)
         self._report()
 
     # -- connecting and the greeting -----------------------------------------------------
@@ -319,11 +320,13 @@ class _Delivery:
             self._next_host()
             return
         self.stream = stream
+        self.input = b""
         self.result.stage = "greeting"
-        self.reply_then = self._greeted
         reply = self._want_reply(self.timeouts.command)
         if reply is not None:
             self._greeted(reply)
+
+    _connected_cb = _guarded(_connected)
 
     def _greeted(self, reply):
         stream = self.stream
@@ -335,7 +338,6 @@ class _Delivery:
             return
         self.result.host = stream.host
         self.steps = self._dialogue()
-        self.reply_then = self._run
         self._run(None)
 
     def _reuse(self, conn):
@@ -343,10 +345,10 @@ class _Delivery:
         in the list for the fresh attempt should this connection turn out dead)."""
         self.conn = conn
         self.stream = conn.stream
+        self.input = b""
         self.reusing = True
         self.result.host = conn.stream.host
         self.steps = self._transaction(conn.extensions)
-        self.reply_then = self._run
         self._run(None)
 
     def _retry_fresh(self, reason):
@@ -416,7 +418,7 @@ class _Delivery:
         conn = self.conn
         conn.transactions += 1
         # Only connections to the host tried first are pooled: only those are ever reused.
-        keep = self.keep = conn.key[0] == self.first_entry and _pool(self.loop).may_keep(conn)
+        keep = self.keep = conn.key[0] == self.first_entry and self.pool.may_keep(conn)
         sending = self.message is not None
         mail_command = self._mail_command(extensions)
         rcpt_commands = [b"RCPT TO:<%s>\r\n" % address for address in self.recipients]
@@ -487,72 +489,89 @@ class _Delivery:
         return b"MAIL FROM:<%s>%s\r\n" % (self.sender, params)
 
     # -- replies -------------------------------------------------------------------------
+    # Replies are cut straight from the bytes the stream delivers (pipelined replies come in
+    # one piece): no call per line, no read request per reply that is already here.
     def _want_reply(self, timeout):
-        """Start reading one (multi-line) reply under one deadline. -> the Reply when the
-        stream holds it already; else None, and self.reply_then(reply) follows when it is
-        complete (or the failure has been dealt with)."""
-        self.reply_lines = []
-        self.reply_deadline = self.loop.time() + timeout
-        return self._collect()
+        """-> the next Reply when it is in self.input already; else None, and
+        _reply_arrived(reply) follows when it has arrived (or the failure has been dealt
+        with). The whole reply, however many lines, has one deadline."""
+        reply = self._take_reply()
+        if reply is _NOTHING:
+            self.reply_deadline = self.loop.time() + timeout
+            self.stream.read_some(self._input_cb, timeout)
+            return None
+        return reply
 
-    def _collect(self):
-        while True:
+    def _input_arrived(self, data):
+        if not data:
+            self._input_failed(data)
+            return
+        self.input += data
+        reply = self._take_reply()
+        if reply is _NOTHING:             # part of a reply: wait for the rest
             remaining = self.reply_deadline - self.loop.time()
             if remaining <= 0:
                 self._read_failed(ERROR_TIMEOUT, "timed out waiting for a reply")
-                return None
-            self.in_read = True
-            self.early_line = _NOTHING
-            self.stream.read_line(self._line_cb, remaining, LINE_LIMIT)
-            self.in_read = False
-            line, self.early_line = self.early_line, _NOTHING
-            if line is _NOTHING:
-                return None               # it comes later, through _line_arrived
-            reply = self._add_line(line)
-            if reply is not _NOTHING:
-                return reply
-
-    def _line_arrived(self, line):
-        if self.in_read:                  # called from inside read_line: _collect takes it
-            self.early_line = line
-            return
-        reply = self._add_line(line)
-        if reply is _NOTHING:
-            reply = self._collect()
-        if reply is not None:
-            self.reply_then(reply)
-
-    def _add_line(self, line):
-        """-> the complete Reply, _NOTHING when more lines follow, None after a failure."""
-        if line is None:
-            stream = self.stream
-            if stream.error == "timed out":
-                self._read_failed(ERROR_TIMEOUT, "timed out waiting for a reply")
-            elif stream.broken:
-                self._read_failed(ERROR, stream.error)
             else:
-                self._read_failed(ERROR_EOF, "connection closed")
-            return None
-        if not line.endswith(b"\n"):
-            if len(line) >= LINE_LIMIT:
-                self._read_failed(ERROR, "reply line longer than %d bytes" % LINE_LIMIT)
-            else:
-                self._read_failed(ERROR_EOF, "connection closed in the middle of a reply")
-            return None
-        if not (line[:1] in b"2345" and line[:3].isdigit() and line[3:4] in (b" ", b"-", b"\r", b"\n")):
-            self._read_failed(ERROR, "not an SMTP reply: %r" % line[:80])
-            return None
-        lines = self.reply_lines
-        lines.append(line)
-        if line[3:4] == b"-":
-            if len(lines) >= MAX_REPLY_LINES:
-                self._read_failed(ERROR, "reply longer than %d lines" % MAX_REPLY_LINES)
-                return None
+                self.stream.read_some(self._input_cb, remaining)
+        elif reply is not None:
+            self._reply_arrived(reply)
+
+    _input_cb = _guarded(_input_arrived)
+
+    def _reply_arrived(self, reply):
+        # (no bound method kept on self for this: a cycle would leave every delivery to
+        # the garbage collector)
+        if self.steps is None:            # no dialogue yet: it is the greeting
+            self._greeted(reply)
+        else:
+            self._run(reply)
+
+    def _take_reply(self):
+        """Cut the next complete reply from self.input: -> the Reply, _NOTHING when more
+        input is needed, None when the input is not an SMTP reply (failure dealt with)."""
+        data = self.input
+        if not data:                      # (as when a reply is first awaited)
             return _NOTHING
-        code = int(lines[0][:3])
+        match = _REPLY.match(data)
+        if match is None:
+            return self._partial_reply(data)
+        end = match.end()
+        self.input = data[end:]
+        code = _CODES[data[:3]]
         if code == 421:
             self.saw_421 = True
-        return Reply(code, b"".join(lines), self.result.stage)
+        return Reply(code, data[:end], self.result.stage)
+
+    def _partial_reply(self, data):
+        """No complete reply starts `data`: -> _NOTHING when one may still follow, else
+        None (the failure has been dealt with)."""
+        start = 0
+        for _ in range(MAX_REPLY_LINES):
+            end = data.find(b"\n", start) + 1
+            if (end or len(data) + 1) - start > LINE_LIMIT:   # (counting an LF to come)
+                self._read_failed(ERROR, "reply line longer than %d bytes" % LINE_LIMIT)
+                return None
+            if not end:
+                return _NOTHING
+            if not _REPLY_LINE.fullmatch(data, start, end):
+                self._read_failed(ERROR, "not an SMTP reply: %r" % data[start:min(end, start + 80)])
+                return None
+            start = end       # a "250-" line: _REPLY would have taken a complete reply
+        self._read_failed(ERROR, "reply longer than %d lines" % MAX_REPLY_LINES)
+        return None
+
+    def _input_failed(self, data):
+        """The stream gave None (error, timeout) or b"" (EOF) while a reply was awaited."""
+        stream = self.stream
+        if data is None and stream.error == "timed out":
+            self._read_failed(ERROR_TIMEOUT, "timed out waiting for a reply")
+        elif data is None:
+            self._read_failed(ERROR, stream.error)
+        elif self.input:
+            self._read_failed(ERROR_EOF, "connection closed in the middle of a reply")
+        else:
+            self._read_failed(ERROR_EOF, "connection closed")
 
     def _read_failed(self, code, reason):
         if self.reusing:                  # a pooled connection that died while idle
@@ -586,6 +605,8 @@ class _Delivery:
         self._arm_stall_timer()
         stream.write(b"", self._drained_cb)
 
+    _pump_cb = _guarded(_pump)
+
     def _arm_stall_timer(self):
         self.stall_mark = self.stream.pending_output
         self.timer = self.loop.call_later(self.timeouts.command, self._stalled_cb)
@@ -596,12 +617,16 @@ class _Delivery:
             self.timer = None
         self.loop.call_soon(self._pump_cb)  # never from inside write(): no deep recursion
 
+    _drained_cb = _guarded(_drained)
+
     def _write_stalled(self):
         self.timer = None
         if self.stream.pending_output < self.stall_mark:
             self._arm_stall_timer()       # slow, but it reads: give it another period
             return
         self._fail(ERROR_TIMEOUT, "the host stopped reading the message")
+
+    _stalled_cb = _guarded(_write_stalled)
 
 
 def _say_goodbye(stream, quit_sent=False):
@@ -778,9 +803,15 @@ class _Message:
             yield block
 
     def wire_chunks(self, trailer=b""):
-        """The message as DATA content ending in CRLF "." CRLF, chunk by chunk; the last
-        chunk carries the terminator (and `trailer`, a pipelined command) so a small message
+        """The message as DATA content ending in CRLF "." CRLF: an iterator of chunks; the
+        last carries the terminator (and `trailer`, a pipelined command) so a small message
         goes out in one write."""
+        if self.handle is None and self.size <= BLOCK:   # the usual message: no generators
+            encoder = WireEncoder()
+            return iter((encoder.encode(self.data) + encoder.finish() + trailer,))
+        return self._wire_blocks(trailer)
+
+    def _wire_blocks(self, trailer):
         encoder = WireEncoder()
         pending = b""
         for block in self.blocks():
@@ -831,6 +862,8 @@ def _extensions(reply):
 
 
 def _as_bytes(value):
+    if type(value) is bytes:
+        return value
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray)):
@@ -850,6 +883,7 @@ def _address(value):
 
 
 _fqdn = None
+_NOT_IN_HELO = re.compile(rb"[ \t\r\n\0]")
 
 
 def _helo(name):
@@ -859,7 +893,7 @@ def _helo(name):
             _fqdn = socket.getfqdn() or "localhost"
         name = _fqdn
     helo = _as_bytes(name).strip()
-    if not helo or any(c in helo for c in b" \t\r\n\0"):
+    if not helo or _NOT_IN_HELO.search(helo):
         raise ValueError("bad HELO name %r" % helo[:80])
     return helo
 

@@ -60,6 +60,15 @@ class Spool:
         """The message as bytes while it is in memory, else None (read the file)."""
         return None if self.on_disk else bytes(self._memory)
 
+    def snapshot(self):
+        """The complete message as it is now, for a reader that comes later and must not see
+        what happens to the spool meanwhile (header edits, spamd PROCESS, removal): the
+        memory buffer itself (no copy: once DATA is over nothing changes it in place, a
+        rewrite builds a new one), or a file object open on the spool file (a rewrite
+        renames a new file over it, removal unlinks it: the open file keeps the original).
+        Only after close() (the end of DATA). The caller closes a file. Raises OSError."""
+        return open(self.path, "rb") if self.on_disk else self._memory
+
     def rewrite_headers(self, headers, body_offset):
         """Replace the header section by `headers` (each without line end), keeping the body
         from `body_offset` (None: the message had no body). On disk it is written to a
@@ -67,6 +76,7 @@ class Spool:
         self.close()
         head = b"".join(header + b"\r\n" for header in headers) + b"\r\n"
         if not self.on_disk:
+            # a new buffer, never an edit in place: snapshot() handed the old one out
             body = self._memory[body_offset:] if body_offset is not None else b""
             self._memory = bytearray(head) + body
             return
@@ -81,7 +91,7 @@ class Spool:
                         if not block:
                             break
                         target.write(block)
-            os.replace(temporary, self.path)
+            os.replace(temporary, self.path)   # a new file: a snapshot keeps the old one
         except OSError:
             _unlink(temporary)
             raise

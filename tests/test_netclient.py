@@ -80,3 +80,45 @@ def test_a_flood_while_idle_is_buffered_only_up_to_the_limit(loop, connected):
     turns_in(loop, 20)
     assert sent > 2 * UNREAD_LIMIT
     assert len(stream._inbuf) <= UNREAD_LIMIT + 65536
+
+
+def read_line_timed(loop, stream, timeout):
+    """A read_line the peer leaves unanswered: -> (line, seconds until it ended)."""
+    lines = []
+    started = loop.time()
+    stream.read_line(lines.append, timeout)
+    while not lines:
+        assert loop.time() - started < timeout + 5, "the read never timed out"
+        loop.run_once(0.05)
+    return lines[0], loop.time() - started
+
+
+def test_every_read_times_out_at_its_own_deadline(loop, connected):
+    """One timer serves a stream's reads: a read with a shorter timeout than the one before
+    still ends on time, and one with a longer timeout is not ended early."""
+    stream, peer = connected
+    peer.sendall(b"220 one\r\n")
+    stream.read_line(lambda _line: None, 30)       # answered at once: its timer stays
+    turns_in(loop, 2)
+    line, took = read_line_timed(loop, stream, 0.3)
+    assert line is None and stream.error == "timed out" and 0.25 < took < 1.0
+    stream.error = None
+    peer.sendall(b"250 two\r\n")
+    stream.read_line(lambda _line: None, 0.2)      # answered at once, its timer stays armed
+    turns_in(loop, 2)
+    line, took = read_line_timed(loop, stream, 0.8)
+    assert line is None and 0.75 < took < 1.5
+
+
+def test_a_read_answered_in_time_leaves_no_timeout_behind(loop, connected):
+    stream, peer = connected
+    peer.sendall(b"220 one\r\n")
+    assert read_line(loop, stream) == b"220 one\r\n"      # (a 5 s timeout, answered at once)
+    stream.read_line(lambda _line: None, None)           # no deadline now
+    turns_in(loop, 2)
+    peer.sendall(b"250 late\r\n")
+    lines = []
+    stream.read_line(lines.append, 0.2)
+    while not lines:
+        loop.run_once(0.05)
+    assert lines == [b"250 late\r\n"]

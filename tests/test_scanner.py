@@ -317,8 +317,8 @@ def cut(message, points):
     return [piece for piece in pieces if piece]
 
 
-def scan_pieces(pieces, body_lines):
-    scanner = MessageScanner(body_lines=body_lines)
+def scan_pieces(pieces, body_lines, **modes):
+    scanner = MessageScanner(body_lines=body_lines, **modes)
     events = []
     for piece in pieces:
         events += scanner.feed(piece)
@@ -331,6 +331,26 @@ def scan_pieces(pieces, body_lines):
 @given(messages(), st.lists(st.integers(0, 10_000), max_size=12), st.booleans())
 def test_cython_scanner_agrees_with_the_plain_python_statement(message, points, body_lines):
     assert scan_pieces(cut(message, points), body_lines) == reference.scan(message, body_lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages(), st.lists(st.integers(0, 10_000), max_size=12), st.booleans())
+def test_each_machine_alone_gives_what_it_gives_in_the_full_scanner(message, points, body_lines):
+    """DATA runs the header splitter alone (mime=False), the scan on demand the MIME machine
+    alone (events=False; smtpe/api/mime.py)."""
+    pieces = cut(message, points)
+    full = scan_pieces(pieces, body_lines)
+    assert scan_pieces(pieces, body_lines, mime=False) == dict(full, parts=[], uris=[])
+    assert scan_pieces(pieces, body_lines, events=False) == dict(full, events=[], eoh_offset=0)
+
+
+def test_full_scans_counts_the_scanners_with_the_mime_machine():
+    before = scanner_module.full_scans()
+    MessageScanner(mime=False, body_lines=True).feed(b"Subject: x\r\n\r\nbody\r\n")
+    assert scanner_module.full_scans() == before
+    MessageScanner(events=False)
+    MessageScanner()
+    assert scanner_module.full_scans() == before + 2
 
 
 @settings(max_examples=300, deadline=None)

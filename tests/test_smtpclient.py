@@ -444,6 +444,78 @@ def test_unix_socket_host(tmp_path):
     assert result.ok and result.text == b"250 stored\r\n" and result.host == path
 
 
+# -- replies cut from whatever the reads bring ------------------------------------------------
+
+def scripted_host(script):
+    """A one-connection SMTP host in a thread playing `script`: (what to read, answer) pairs;
+    it reads that many command lines (or "message": through the final dot), then sends the
+    answer's pieces with a pause between them, so that every reply reaches the client in
+    the pieces given. -> (host entry, thread)."""
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        listener.close()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = conn.makefile("rb")
+        with conn:
+            for reads, pieces in script:
+                if reads == "message":
+                    while reader.readline() not in (b".\r\n", b""):
+                        pass
+                else:
+                    for _ in range(reads):
+                        reader.readline()
+                for piece in pieces:
+                    try:
+                        conn.sendall(piece)
+                    except OSError:          # the client gave up on us
+                        return
+                    time.sleep(0.02)
+            reader.readline()                # QUIT, or the client hanging up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return "127.0.0.1:%d" % listener.getsockname()[1], thread
+
+
+def test_replies_split_anywhere_across_reads_are_put_together():
+    host, thread = scripted_host([
+        (0, [b"22", b"0 split ESMTP\r", b"\n"]),
+        (1, [b"250-split\r\n250-PIPE", b"LINING\r\n250 8BITMIME\r\n"]),           # EHLO
+        (3, [b"250 sender ok\r\n25", b"0 rcpt ok\r\n354 go\r", b"\n"]),            # MAIL RCPT DATA
+        ("message", [b"250 st", b"ored\r\n"]),
+        (1, [b"221 bye\r\n"])])                                               # QUIT
+    result, _ = deliver([host], MESSAGE)
+    thread.join(5)
+    assert result.ok and result.text == b"250 stored\r\n"
+    assert result.recipient_replies == [b"250 rcpt ok"] and result.accepted == 1
+
+
+def test_a_reply_trickling_in_line_by_line_has_one_deadline():
+    """Each line comes well within the command timeout, the whole reply does not."""
+    trickle = [b"250-line %d\r\n" % number for number in range(100)]   # one per 20 ms
+    host, thread = scripted_host([(0, [b"220 slow ESMTP\r\n"]), (1, trickle)])
+    result, elapsed = deliver([host], MESSAGE, timeouts=Timeouts(2.0, 0.5, 0.5))
+    assert result.code == ERROR_TIMEOUT and result.stage == "EHLO" and elapsed < 1.0
+    thread.join(5)
+
+
+@pytest.mark.parametrize("reply, error", [
+    (b"250-" + b"x" * 5000 + b"\r\n", "reply line longer than 4096 bytes"),
+    (b"250-more\r\n" * 250, "reply longer than 200 lines"),
+    (b"250-fine\r\nhello there\r\n", "not an SMTP reply"),
+], ids=["long line", "many lines", "garbage"])
+def test_a_reply_that_is_too_long_or_no_reply_fails_the_delivery(reply, error):
+    host, thread = scripted_host([(0, [b"220 bad ESMTP\r\n"]), (1, [reply])])
+    result, _ = deliver([host], MESSAGE, timeouts=FAST)
+    assert result.code == ERROR and result.stage == "EHLO" and error in result.error
+    thread.join(5)
+
+
 # -- the netclient.Stream behaviour this client relies on (fixed with it) ---------------------
 
 def test_stream_tells_every_waiting_writer_when_the_peer_vanishes():

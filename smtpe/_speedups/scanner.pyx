@@ -1,12 +1,18 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The message scanner: fed the DATA stream once (the real message, any chunking), it gives
-the header events for hook.header/eoh/body, the MIME parts for `mime.parts` and the URIs of
-decoded text parts for `uri.found`. No second parse at the dot.
+"""The message scanner: fed a message (the real message, any chunking), it gives the header
+events for hook.header/eoh/body, the MIME parts for `mime.parts` and the URIs of decoded text
+parts for `uri.found`.
 
-    s = MessageScanner(body_lines=False)
+    s = MessageScanner(body_lines=False, mime=True, events=True)
     events = s.feed(chunk)     # [(HEADER, field) | (EOH, b"") | (BODY, line)]
     events = s.finish()        # at the dot
     s.parts, s.uris, s.eoh_offset, s.length
+
+Each of the two machines below can run alone. DATA runs the header splitter alone
+(mime=False): once the top headers are over a chunk costs nothing, unless body_lines. The MIME
+machine runs alone (events=False: no events, eoh_offset stays 0) over the spooled message, and
+only for a script that reads `mime.parts` or `uri.found` (smtpe/api/mime.py). `full_scans()`
+counts the scanners made with the MIME machine.
 
 `uris` holds each URI once (the first occurrence of each uri_raw, as uri.found keeps them),
 at most MAX_URIS of them; tokens are parsed by smtpe.uri.parse (or MessageScanner(...,
@@ -310,10 +316,19 @@ cdef int _entity_value(bytes name):
 
 
 # -- the scanner --------------------------------------------------------------------------------
+cdef long long full_scan_count = 0
+
+
+def full_scans():
+    """How many scanners with the MIME machine were made (the tests prove with it that a
+    script that reads neither `mime.parts` nor `uri.found` costs no MIME scan)."""
+    return full_scan_count
+
+
 cdef class MessageScanner:
     cdef public list parts, uris
     cdef public long long length, eoh_offset
-    cdef readonly bint body_lines
+    cdef readonly bint body_lines, mime
     cdef object _parse_uri, _clean_token
     # header splitter
     cdef bint ev_active, ev_in_headers
@@ -356,17 +371,16 @@ cdef class MessageScanner:
     def __dealloc__(self):
         PyMem_Free(self.scratch)
 
-    def __init__(self, body_lines=False, parse_uri=None):
-        from smtpe import uri as uri_module   # the URI rules live with uri.parse
-        self._parse_uri = parse_uri if parse_uri is not None else uri_module.parse
-        self._clean_token = uri_module.clean_token
+    def __init__(self, body_lines=False, parse_uri=None, mime=True, events=True):
+        global full_scan_count
         self.body_lines = bool(body_lines)
+        self.mime = bool(mime)
         self.parts = []
         self.uris = []
         self.length = 0
         self.eoh_offset = 0
-        self.ev_active = True
-        self.ev_in_headers = True
+        self.ev_active = bool(events)
+        self.ev_in_headers = bool(events)
         self.ev_line = bytearray()
         self.ev_pending = None
         self.ev_pending_size = 0
@@ -377,21 +391,30 @@ cdef class MessageScanner:
         self.consumed = 0
         self.uri_cache = {}
         self.uris_seen = set()
-        self._new_part(0, True)
+        if self.mime:
+            full_scan_count += 1
+            from smtpe import uri as uri_module   # the URI rules live with uri.parse
+            self._parse_uri = parse_uri if parse_uri is not None else uri_module.parse
+            self._clean_token = uri_module.clean_token
+            self._new_part(0, True)
 
     # -- public ---------------------------------------------------------------------------------
     def feed(self, chunk):
         """Events of the next piece of the message."""
+        cdef list events = []
+        if not self.ev_active and not self.mime:   # nothing left to look at: count it only
+            self.length += len(chunk)
+            return events
         if not isinstance(chunk, bytes):
             chunk = bytes(chunk)
-        cdef list events = []
         cdef const uchar *data = <const uchar *>PyBytes_AS_STRING(chunk)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(chunk)
         if size == 0:
             return events
         if self.ev_active:
             self._split_headers(data, size, events)
-        self._mime_feed(data, size)
+        if self.mime:
+            self._mime_feed(data, size)
         self.length += size
         return events
 
@@ -399,7 +422,8 @@ cdef class MessageScanner:
         """Events still due at the end of the message; completes parts and uris."""
         cdef list events = []
         self._finish_headers(events)
-        self._finish_mime()
+        if self.mime:
+            self._finish_mime()
         return events
 
     # -- header splitter ------------------------------------------------------------------------

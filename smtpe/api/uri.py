@@ -6,7 +6,8 @@ original's libsnert uri.c: shared/spec/helpers.md §4.1-4.2).
 * uri.encode(s) -> s with every byte but letters, digits and `-_.~` as %XX;
 * uri.decode(s) -> %XX and `+` decoded (binary-safe: `%00` is a NUL byte).
 A nil argument gives nil (the original crashed). `uri.found`, the URIs of the current
-message, is the connection's own table (smtpe.api.mime.publish fills it).
+message, is the connection's own table, filled on demand by smtpe.api.mime (which also keeps
+`found` out of this table's raw keys: see there).
 """
 from .. import uri as uri_rules
 from .text import text_argument   # see smtpe/api/text.py: `from . import text` is ambiguous

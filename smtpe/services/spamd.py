@@ -108,6 +108,7 @@ class SpamdJob(Job):
         try:
             with open(temporary, "wb") as handle:
                 handle.write(body)
+            # renamed over, never rewritten in place: smtpe.spool.Spool.snapshot relies on it
             os.replace(temporary, self.path)
         except OSError as exc:
             _unlink_quietly(temporary)
