@@ -371,22 +371,24 @@ class Engine:
     def make_waiting(self, function):
         return self._waiting(function)
 
-    def spool_path_used(self, name):
+    def spool_path_used(self, name, read_only=False):
         """Something is about to use file `name` (bytes): if it is the running connection's
-        spool file and the message is still in memory, write the file now."""
-        self._write_spool_if(lambda path: name == path)
+        spool file and the message is still in memory, write the file now. A `read_only` user
+        (our own scanners and senders, which never change the file) leaves the memory copy
+        the message (smtpe.spool.Spool.materialise)."""
+        self._write_spool_if(lambda path: name == path, read_only)
 
     def spool_path_in_command(self, command):
         """A shell command is about to run: the same, if it names the spool file."""
         self._write_spool_if(lambda path: path in command)
 
-    def _write_spool_if(self, names_it):
+    def _write_spool_if(self, names_it, read_only=False):
         session = getattr(self.current, "session", None)
         spool = getattr(session, "spool", None)
         if spool is None or spool.on_disk or not names_it(spool.path_bytes):
             return
         try:
-            spool.materialise()
+            spool.materialise(keep_memory=read_only and not spool.writing)
         except OSError as exc:  # the caller's open fails in turn, with its own error
             self.log.error("spool %s: %s" % (spool.path, exc.strerror), session.ident)
 

@@ -446,6 +446,51 @@ def test_opening_client_msg_file_during_data_writes_the_spool_file_at_once(tmp_p
     assert spool_files(harness) == []          # removed at the end of the transaction
 
 
+def test_after_a_scanner_read_the_file_edits_reach_the_smart_host_from_memory(tmp_path):
+    """service.clamd needs the file (clamd opens it), but it only reads it: the header edits
+    after it go to the memory copy, which the smart host gets (a closed clamd port: the scan
+    fails at once, the file was written all the same)."""
+    with RecordingSink() as sink:
+        harness = Harness(tmp_path, """
+            function hook.dot(path)
+                service.clamd(path, "127.0.0.1:1", 5)
+                service.wait(1)
+                header.add("X-Scanned: yes")
+            end
+        """, smtp_smart_host="127.0.0.1:%d" % sink.port)
+        client = helo(harness)
+        client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+        reply = client.send("Subject: m\r\n\r\nbody\r\n.\r\n", settle=0.2)
+        for _ in range(100):
+            if reply:
+                break
+            reply = client.send(b"", settle=0.05)
+        assert reply.startswith("250")
+        assert sink.messages[-1].data == b"Subject: m\r\nX-Scanned: yes\r\n\r\nbody\r\n"
+        assert "clamd" in harness.log            # it was tried: the file existed for it
+        assert spool_files(harness) == []
+
+
+def test_a_hook_opening_the_path_after_a_scanner_read_and_edits_sees_the_edits(tmp_path):
+    harness = Harness(tmp_path, SEE_FORWARDED + """
+        function hook.dot(path)
+            service.spamd(path, "127.0.0.1:1", "CHECK", nil, 5)
+            service.wait(1)
+            header.insert("X-Spam: checked", 1)
+        end
+    """)
+    client = helo(harness)
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    reply = client.send("Subject: m\r\n\r\nbody\r\n.\r\n", settle=0.2)
+    for _ in range(100):
+        if reply:
+            break
+        reply = client.send(b"", settle=0.05)
+    assert reply == "250 ok\r\n"
+    assert harness.worker.engine.lua.eval("seen") == b"X-Spam: checked\r\nSubject: m\r\n\r\nbody\r\n"
+    assert spool_files(harness) == []
+
+
 @pytest.mark.parametrize("memory_kb", [0, 1])
 def test_a_message_over_spool_memory_goes_to_disk_while_it_arrives(tmp_path, memory_kb):
     harness = Harness(tmp_path, "function hook.body(line) end", spool_memory=memory_kb)

@@ -213,7 +213,7 @@ def install(api):
 
     def clamd(path=None, hosts=None, timeout=None):
         path = text(path)
-        api.engine.spool_path_used(path)
+        api.engine.spool_path_used(path, read_only=True)
         if not _readable_file(path):
             return False
         return launch(lambda: clamd_service.ClamdJob(
@@ -221,10 +221,10 @@ def install(api):
 
     def spamd(path=None, hosts=None, method=None, user=None, timeout=None):
         path = text(path)
-        api.engine.spool_path_used(path)
+        method = (text(method) or b"CHECK").upper()
+        api.engine.spool_path_used(path, read_only=method != b"PROCESS")  # PROCESS replaces it
         if not _readable_file(path):
             return False
-        method = (text(method) or b"CHECK").upper()
         ctx = api.current()
         own_spool = ctx is not None and path == _spool_path(ctx)
         if method == b"PROCESS" and own_spool and _spool_still_written(ctx):

@@ -77,7 +77,7 @@ def install(api):
 
     def sendfile(hosts=None, mail=None, rcpts=None, path=None):
         if path is not None:
-            api.engine.spool_path_used(string_arg(path))
+            api.engine.spool_path_used(string_arg(path), read_only=True)
             path = os.fsdecode(string_arg(path))
             if not os.path.isfile(path):
                 raise ValueError("smtp.sendfile: %s: no such file" % path)
