@@ -108,7 +108,9 @@ def _decide(session, transaction, scanner, size, max_size, held):
         return text                              # hook.dot (or a content hook) said no
     if session.spool is not None and session.ctx.headers_dirty:
         try:
-            session.spool.rewrite_headers(session.ctx.headers, session.ctx.body_offset)
+            ctx = session.ctx   # (spamd in a later hook sends the header list and the body)
+            ctx.body_offset = session.spool.rewrite_headers(ctx.headers, ctx.body_offset)
+            ctx.headers_dirty = False
         except OSError as exc:
             session.log.error("spool rewrite: %s" % exc, session.ident)
             return _b(replies.try_again(tid))

@@ -27,6 +27,7 @@ class Spool:
         self._file = None              # the file being written (DATA still arriving)
         self.has_file = False          # a file exists at `path` (remove() unlinks it)
         self._file_stale = False       # the memory copy changed since the file was written
+        self.removed = False
         self.writing = True            # True while DATA is still arriving (before the dot)
         if memory_limit <= 0:
             self.materialise()
@@ -57,6 +58,8 @@ class Spool:
         once DATA is over): then the memory copy stays the message."""
         memory = self._memory
         if memory is None:
+            if self.removed:         # a late reader (a scan the script did not wait for)
+                raise FileNotFoundError(2, "the transaction is over", self.path)
             return self.path
         if not self.has_file:
             descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -92,7 +95,7 @@ class Spool:
 
     def rewrite_headers(self, headers, body_offset):
         """Replace the header section by `headers` (each without line end), keeping the body
-        from `body_offset` (None: the message had no body). On disk it is written to a
+        from `body_offset` (None: the message had no body); -> the new body offset. On disk it is written to a
         temporary file renamed over the spool file, so a failure leaves the original."""
         self.close()
         head = b"".join(header + b"\r\n" for header in headers) + b"\r\n"
@@ -101,7 +104,7 @@ class Spool:
             body = self._memory[body_offset:] if body_offset is not None else b""
             self._memory = bytearray(head) + body
             self._file_stale = self.has_file
-            return
+            return len(head) if body_offset is not None else None
 
         def copy(target):
             target.write(head)
@@ -114,6 +117,7 @@ class Spool:
                             break
                         target.write(block)
         self._replace_file(copy)
+        return len(head) if body_offset is not None else None
 
     def _replace_file(self, write):
         """A new file at `path`, written by write(file object): written to a temporary file
@@ -132,6 +136,7 @@ class Spool:
     def remove(self):
         self.close()
         self._memory = None
+        self.removed = True
         if self.has_file:
             self.has_file = False
             _unlink(self.path)

@@ -101,6 +101,37 @@ def test_clamd_instream_sends_the_file_in_chunks(loop, clamd, tmp_path):
     assert result["reply"] == b"stream: OK\n" and result["is_infected"] is False
 
 
+def test_clamd_gets_a_message_in_memory_without_a_file(loop, clamd, tmp_path):
+    """A remote clamd gets the bytes; no file is ever made (make_file is not called)."""
+    path = str(tmp_path / "never-written")
+    made = []
+    job = _instream(ClamdJob(loop, path, ["127.0.0.1:%d" % clamd.port], 10, None,
+                             data=bytearray(VIRUS + b"x" * 100_000), make_file=lambda: made.append(1)))
+    result, _ = run(loop, job)
+    assert result["reply"].startswith(b"stream: ") and result["is_infected"] is True
+    assert made == [] and not os.path.exists(path) and result["file"] == os.fsencode(path)
+
+
+def test_a_local_clamd_has_the_file_written_for_it_when_it_connects(loop, clamd, tmp_path):
+    path = str(tmp_path / "spooled")
+
+    def make_file():
+        with open(path, "wb") as handle:
+            handle.write(VIRUS)
+    result, _ = run(loop, ClamdJob(loop, path, [clamd.socket_path], 10, None,
+                                   data=VIRUS, make_file=make_file))
+    assert result["is_infected"] is True and result["reply"].startswith(os.fsencode(path) + b": ")
+
+
+def test_a_spool_file_that_cannot_be_written_fails_the_scan(loop, clamd, tmp_path):
+    def make_file():
+        raise FileNotFoundError(2, "No such file or directory")
+    result, _ = run(loop, ClamdJob(loop, str(tmp_path / "x"), [clamd.socket_path], 10, None,
+                                   data=VIRUS, make_file=make_file))
+    assert result["is_infected"] is False
+    assert "writing the spool file: No such file or directory" in result["error"]
+
+
 def test_clamd_error_reply_is_a_failure_not_a_clean_verdict(loop, clamd, tmp_path):
     missing = str(tmp_path / "vanished")
     result, _ = run(loop, ClamdJob(loop, missing, [clamd.socket_path], 10, None))
@@ -226,6 +257,15 @@ def test_spamd_check_gtube_is_spam(loop, spamd, tmp_path):
 def test_spamd_check_ham_is_not_spam(loop, spamd, tmp_path):
     result, _ = run(loop, spamd_job(loop, spamd, message_file(tmp_path, HAM)), 60)
     assert result["is_spam"] is False and result["score"] < 5 and "error" not in result
+
+
+def test_spamd_gets_a_message_in_memory_without_a_file(loop, spamd, tmp_path):
+    path = str(tmp_path / "never-written")
+    headers, offset = split_headers(SPAM)
+    result, _ = run(loop, spamd_job(loop, spamd, path, data=bytearray(SPAM),
+                                    headers=headers + [b"X-Added: yes"], body_offset=offset), 60)
+    assert "error" not in result and result["is_spam"] is True and result["score"] >= 1000
+    assert not os.path.exists(path)
 
 
 def test_spamd_symbols_report_and_report_ifspam(loop, spamd, tmp_path):

@@ -491,6 +491,34 @@ def test_a_hook_opening_the_path_after_a_scanner_read_and_edits_sees_the_edits(t
     assert spool_files(harness) == []
 
 
+def test_scanners_of_a_message_in_memory_need_a_file_only_for_a_local_clamd(tmp_path, spamd, clamd):
+    """spamd gets the bytes over its socket: no spool file (a file create and unlink saved);
+    the local clamd reads the file itself, which is written when it has connected."""
+    from tests.support.clamd import EICAR
+    from tests.support.spamd import GTUBE
+    harness = Harness(tmp_path, """
+        function hook.dot(path)
+            service.spamd(path, "127.0.0.1:%d", "CHECK", nil, 60)
+            files_after_spamd = spool_file_count()
+            local spam = service.wait(1).spamd
+            service.clamd(path, "%s", 30)
+            local virus = service.wait(1).clamd
+            return "550 " .. tostring(spam.score >= 1000) .. " " .. tostring(virus.is_infected)
+        end
+    """ % (spamd.port, clamd.socket_path))
+    harness.worker.engine.lua.globals().spool_file_count = lambda: len(spool_files(harness))
+    client = helo(harness)
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    reply = client.send(b"Subject: both\r\n\r\n" + GTUBE + b"\r\n" + EICAR + b"\r\n.\r\n", settle=0.2)
+    for _ in range(1200):
+        if reply:
+            break
+        reply = client.send(b"", settle=0.05)
+    assert reply == "550 true true\r\n"
+    assert harness.worker.engine.lua.eval("files_after_spamd") == 0
+    assert spool_files(harness) == []
+
+
 @pytest.mark.parametrize("memory_kb", [0, 1])
 def test_a_message_over_spool_memory_goes_to_disk_while_it_arrives(tmp_path, memory_kb):
     harness = Harness(tmp_path, "function hook.body(line) end", spool_memory=memory_kb)

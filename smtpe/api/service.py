@@ -213,27 +213,36 @@ def install(api):
 
     def clamd(path=None, hosts=None, timeout=None):
         path = text(path)
-        api.engine.spool_path_used(path, read_only=True)
-        if not _readable_file(path):
-            return False
+        spool = _spool_in_memory(api.current(), path)
+        if spool is not None:   # bytes for a remote clamd; a local one gets the file written
+            data, make_file = spool.snapshot(), lambda: spool.materialise(keep_memory=True)
+        else:
+            api.engine.spool_path_used(path, read_only=True)
+            if not _readable_file(path):
+                return False
+            data = make_file = None
         return launch(lambda: clamd_service.ClamdJob(
-            api.loop, path, _hosts(hosts), _seconds(timeout, clamd_service.DEFAULT_TIMEOUT), None))
+            api.loop, path, _hosts(hosts), _seconds(timeout, clamd_service.DEFAULT_TIMEOUT), None,
+            data=data, make_file=make_file))
 
     def spamd(path=None, hosts=None, method=None, user=None, timeout=None):
         path = text(path)
         method = (text(method) or b"CHECK").upper()
-        api.engine.spool_path_used(path, read_only=method != b"PROCESS")  # PROCESS replaces it
-        if not _readable_file(path):
-            return False
         ctx = api.current()
+        spool = _spool_in_memory(ctx, path) if method != b"PROCESS" else None  # PROCESS replaces the file
+        if spool is None:
+            api.engine.spool_path_used(path, read_only=method != b"PROCESS")
+            if not _readable_file(path):
+                return False
         own_spool = ctx is not None and path == _spool_path(ctx)
         if method == b"PROCESS" and own_spool and _spool_still_written(ctx):
             raise RuntimeError("service.spamd PROCESS needs the complete message (use it in hook.dot)")
         message = _message_parts(ctx) if own_spool else {}
         on_processed = _processed_updater(ctx) if own_spool else None
+        data = spool.snapshot() if spool is not None else None
         return launch(lambda: spamd_service.SpamdJob(
             api.loop, path, _hosts(hosts), _seconds(timeout, spamd_service.DEFAULT_TIMEOUT),
-            None, method=method, user=text(user), on_processed=on_processed, **message))
+            None, method=method, user=text(user), on_processed=on_processed, data=data, **message))
 
     def http_request(url=None, method=None, modified_since=None, post=None):
         url = text(url)
@@ -343,6 +352,17 @@ def _processed_updater(ctx):
         ctx.body_offset = body_offset
         ctx.headers_dirty = False
     return update
+
+
+def _spool_in_memory(ctx, path):
+    """The running connection's Spool when `path` names its file and memory holds the whole
+    message (DATA is over): a scanner can be given the bytes without a file. Else None."""
+    if ctx is None or path is None or path != _spool_path(ctx):
+        return None
+    spool = getattr(ctx.session, "spool", None)
+    if spool is None or spool.writing or spool.on_disk:
+        return None
+    return spool
 
 
 def _spool_still_written(ctx):

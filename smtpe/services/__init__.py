@@ -8,6 +8,7 @@ holds `service_name`, `service_host` (label of the host connected, None if none 
 `cancel()` abandons a job silently. Nothing here raises into the loop. Knows nothing of Lua.
 """
 import ipaddress
+import os
 import socket
 
 from ..netclient import Stream
@@ -148,6 +149,46 @@ class FileSlice:
                 if not chunk:
                     return
                 yield self.frame(chunk) if self.frame else chunk
+
+
+class MemorySlice(FileSlice):
+    """The same for a message held in memory (`data`, never changed in place)."""
+
+    def __init__(self, data, start=0, frame=None):
+        super().__init__(None, start, frame)
+        self.data = data
+
+    def chunks(self):
+        with memoryview(self.data) as view:
+            for offset in range(self.start, len(view), CHUNK_SIZE):
+                chunk = bytes(view[offset:offset + CHUNK_SIZE])
+                yield self.frame(chunk) if self.frame else chunk
+
+
+class Message:
+    """What a scanner job sends or names: the file at `path`, or, while the connection's own
+    spool holds it in memory, `data` (Spool.snapshot()): the bytes go over the socket without
+    a file, and `make_file()` writes the file only for a peer that reads it itself (a local
+    clamd). Spares a file create and unlink (50-200 us on ext4) per scan."""
+
+    def __init__(self, path, data=None, make_file=None):
+        self.path = path
+        self.data = data
+        self.make_file = make_file
+
+    def size(self):
+        return len(self.data) if self.data is not None else os.path.getsize(self.path)
+
+    def slice(self, start=0, frame=None):
+        if self.data is not None:
+            return MemorySlice(self.data, start, frame)
+        return FileSlice(self.path, start, frame)
+
+    def file(self):
+        """-> the path, the file written first if need be (raises OSError)."""
+        if self.data is not None and self.make_file is not None:
+            self.make_file()
+        return self.path
 
 
 class Sender:

@@ -9,7 +9,7 @@ reported as a failure (`error`): the file was not judged.
 import os
 import struct
 
-from . import FileSlice, Job
+from . import Job, Message
 
 DEFAULT_PORT = 3310
 DEFAULT_TIMEOUT = 120.0
@@ -24,9 +24,11 @@ class ClamdJob(Job):
     service_name = "clamd"
     default_port = DEFAULT_PORT
 
-    def __init__(self, loop, path, hosts, timeout, on_done):
+    def __init__(self, loop, path, hosts, timeout, on_done, data=None, make_file=None):
+        """`data`/`make_file`: the message is in memory (smtpe.services.Message)."""
         super().__init__(loop, hosts, timeout, on_done)
         self.path = os.fsencode(path)
+        self.message = Message(self.path, data, make_file)
         self.result["file"] = self.path
         self.result["is_infected"] = False
 
@@ -34,13 +36,17 @@ class ClamdJob(Job):
         # Listen first: clamd may answer (and close) before it has all of a stream.
         stream.read_line(self.guard(self._replied), self.timeout, REPLY_LIMIT)
         if self.connected_locally():
-            path = os.path.abspath(self.path)
+            try:
+                path = os.path.abspath(self.message.file())
+            except OSError as exc:
+                self.fail("writing the spool file: %s" % (exc.strerror or exc))
+                return
             if b"\n" in path:
                 self.fail("file name contains a newline")
                 return
             stream.write(b"nSCAN " + path + b"\n")
         else:
-            self.send_parts([b"nINSTREAM\n", FileSlice(self.path, frame=_framed), _framed(b"")])
+            self.send_parts([b"nINSTREAM\n", self.message.slice(frame=_framed), _framed(b"")])
 
     def _replied(self, line):
         if line is None:

@@ -14,7 +14,7 @@ failure leaves the message untouched. HEADERS only reports the rewritten header 
 import os
 import re
 
-from . import FileSlice, Job
+from . import Job, Message
 
 DEFAULT_PORT = 783
 DEFAULT_TIMEOUT = 120.0
@@ -33,7 +33,8 @@ class SpamdJob(Job):
     default_port = DEFAULT_PORT
 
     def __init__(self, loop, path, hosts, timeout, on_done, method=b"CHECK", user=None,
-                 headers=None, body_offset=None, return_path=None, on_processed=None):
+                 headers=None, body_offset=None, return_path=None, on_processed=None,
+                 data=None):
         """`headers`/`body_offset`: send this header list and the file from body_offset
         instead of the whole file. `on_processed(headers, body_offset)` is called after
         PROCESS replaced the file, with the new message's header list and body offset."""
@@ -41,6 +42,7 @@ class SpamdJob(Job):
         if method not in METHODS:
             raise ValueError("unknown spamd method %r" % method)
         self.path = os.fsencode(path)
+        self.message = Message(self.path, data)   # data: the message in memory (not PROCESS)
         self.method = method
         self.user = user
         self.on_processed = on_processed
@@ -59,8 +61,8 @@ class SpamdJob(Job):
         if headers is not None and body_offset is not None:
             parts.append(b"".join(header + CRLF for header in headers) + CRLF)
             start = body_offset
-        size = os.path.getsize(self.path)
-        parts.append(FileSlice(self.path, min(start, size)))
+        size = self.message.size()
+        parts.append(self.message.slice(min(start, size)))
         return parts, sum(len(part) for part in parts[:-1]) + size - min(start, size)
 
     def exchange(self, stream):
