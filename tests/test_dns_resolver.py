@@ -172,6 +172,37 @@ def test_reverse_without_answer_or_address(loop, resolver):
     assert reverse(loop, resolver, "not an address") is None
 
 
+def test_a_client_seen_again_within_the_ttl_costs_no_query(loop, resolver):
+    assert reverse(loop, resolver, "192.0.2.10") == "www.test"
+    got = []
+    assert resolver.reverse("192.0.2.10", got.append) is None    # no Query: from the memo
+    assert got == []                                             # never inside the call
+    run_until(loop, lambda: got)
+    assert got == ["www.test"]
+    assert reverse(loop, resolver, "192.0.2.99") is None          # NXDOMAIN: SOA minimum 60 s
+    assert resolver.reverse("192.0.2.99", got.append) is None
+
+
+def test_failures_are_asked_again_and_the_memo_ends_with_the_ttl(loop, resolver):
+    assert reverse(loop, resolver, "198.51.100.1") is None        # REFUSED: not kept
+    assert resolver.reverse("198.51.100.1", lambda name: None) is not None
+    assert reverse(loop, resolver, "192.0.2.12") == "brief.test"  # TTL 1
+    time.sleep(1.1)
+    got = []
+    assert resolver.reverse("192.0.2.12", got.append) is not None
+    run_until(loop, lambda: got)
+    assert got == ["brief.test"]
+
+
+def test_the_memo_is_bounded_and_lets_the_oldest_go(loop, resolver, monkeypatch):
+    import smtpe.dns
+    monkeypatch.setattr(smtpe.dns, "PTR_MEMO_SIZE", 2)
+    for address in ("192.0.2.10", "192.0.2.11", "2001:db8::10"):
+        reverse(loop, resolver, address)
+    assert resolver.reverse("192.0.2.10", lambda name: None) is not None  # asked again
+    assert resolver.reverse("2001:db8::10", lambda name: None) is None
+
+
 def resolve(loop, resolver, name):
     got = []
     resolver.resolve_host(name, 25, got.append)

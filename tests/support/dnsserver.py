@@ -84,6 +84,7 @@ def standard_zones():
             "10 IN PTR www.test.",
             "11 IN PTR Host.Example.Test.",
             "11 IN PTR second.test.",
+            "12 1 IN PTR brief.test.",      # a TTL of one second (the resolver's PTR memo)
             "",
         ]),
         # 2001:db8::/32
