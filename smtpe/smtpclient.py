@@ -64,6 +64,7 @@ NO_HOST = 451            # no host greeted us: try again later (the original's c
 DEFAULT_PORT = 25
 BLOCK = 64 * 1024        # message bytes read per step
 HIGH_WATER = 256 * 1024  # queued output above which we wait for the socket to drain
+ONE_WRITE = 1024 * 1024  # a message in memory up to this size is encoded and written at once
 LINE_LIMIT = 4096        # a longer reply line is garbage (RFC 5321 says 512)
 MAX_REPLY_LINES = 200
 GOODBYE_TIMEOUT = 5.0    # seconds we keep a connection open for the reply to QUIT
@@ -781,7 +782,7 @@ class _Message:
         if isinstance(source, (bytes, bytearray, memoryview)):
             if not source:
                 raise ValueError("empty message")   # as the original: nothing to send
-            self.data = bytes(source)
+            self.data = source      # (not copied: a spool's buffer is never changed in place)
             self.handle = None
             self.size = len(self.data)
         else:
@@ -806,7 +807,7 @@ class _Message:
         """The message as DATA content ending in CRLF "." CRLF: an iterator of chunks; the
         last carries the terminator (and `trailer`, a pipelined command) so a small message
         goes out in one write."""
-        if self.handle is None and self.size <= BLOCK:   # the usual message: no generators
+        if self.handle is None and self.size <= ONE_WRITE:   # in memory: one write, no generators
             encoder = WireEncoder()
             return iter((encoder.encode(self.data) + encoder.finish() + trailer,))
         return self._wire_blocks(trailer)

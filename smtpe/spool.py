@@ -81,8 +81,9 @@ class Spool:
         return self.path
 
     def contents(self):
-        """The message as bytes while memory holds it, else None (read the file)."""
-        return None if self._memory is None else bytes(self._memory)
+        """The message while memory holds it, else None (read the file): the buffer itself,
+        not a copy (after DATA nothing changes it in place: see snapshot())."""
+        return self._memory
 
     def snapshot(self):
         """The complete message as it is now, for a reader that comes later and must not see

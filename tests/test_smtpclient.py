@@ -104,6 +104,18 @@ def test_smtp_sink_receives_the_message_exactly(tmp_path):
     assert received.mail_args == b"<a@x.org> BODY=8BITMIME"
 
 
+@pytest.mark.parametrize("size", [70_000, 900_000, 1_500_000])
+def test_smtp_sink_receives_a_big_message_in_memory_exactly(tmp_path, size):
+    """Up to ONE_WRITE in one write, beyond it block by block: either way the bytes arrive as
+    they were (a memory buffer, dot lines included)."""
+    line = b".dot at the start, then text " + b"x" * 40 + b"\r\n"
+    message = bytearray(b"Subject: big\r\n\r\n" + line * (size // len(line)))
+    with SmtpSink(tmp_path) as sink:
+        result, _ = deliver([sink.address], message)
+        assert result.ok and sink.wait_for(1)
+        assert sink.messages()[0].data == bytes(message)
+
+
 def test_smtp_sink_ten_megabyte_spool_file_streams_in_bounded_memory(tmp_path):
     line = b"0123456789 .abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ \xe9\x00 tail\r\n"
     body = bytearray(b"Subject: big\r\n\r\n")
