@@ -110,9 +110,10 @@ def policy_environment():
     """The example policy's settings for the benchmark: clamd and spamd on ports nobody
     listens on (each scan fails at once: the hook, the service calls and the header edits
     are measured, not the scanners, so unscanned mail is forwarded), recipients limited to
-    example.org."""
+    example.org, one IP blocklist and one URI blocklist served by the benchmark's DNS server
+    (127.0.0.1 is not listed; smtp-source's message holds no URI)."""
     return {"SMTPE_CLAMD": "127.0.0.1:%d" % free_port(), "SMTPE_SPAMD": "127.0.0.1:%d" % free_port(),
-            "SMTPE_DOMAINS": "example.org", "SMTPE_DNSBL": "", "SMTPE_URIBL": "",
+            "SMTPE_DOMAINS": "example.org", "SMTPE_DNSBL": "dnsbl.bench", "SMTPE_URIBL": "uribl.bench",
             "SMTPE_UNSCANNED": "forward"}
 
 
@@ -121,6 +122,11 @@ BENCH_ZONES = {
               "ns IN A 127.0.0.1\nclient IN A 127.0.0.1\n",
     "0.0.127.in-addr.arpa.": "@ IN SOA ns.bench. hostmaster.bench. 1 3600 600 86400 60\n"
                              "@ IN NS ns.bench.\n1 IN PTR client.bench.\n",
+    # the policy's blocklists: 127.0.0.2 is listed (the DNSBL convention), 127.0.0.1 is not
+    "dnsbl.bench.": "@ IN SOA ns.bench. hostmaster.bench. 1 3600 600 86400 60\n@ IN NS ns.bench.\n"
+                    "2.0.0.127 IN A 127.0.0.2\n",
+    "uribl.bench.": "@ IN SOA ns.bench. hostmaster.bench. 1 3600 600 86400 60\n@ IN NS ns.bench.\n"
+                    "listed.example IN A 127.0.0.2\n",
 }
 
 
