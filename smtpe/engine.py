@@ -225,6 +225,13 @@ class HookRun(Wait):
             self.on_done(outcome)
 
 
+def _plain(engine, item):
+    """A value of a table Engine.to_lua builds: scalars as they are (the usual case)."""
+    if type(item) in (bytes, int, float, bool) or item is None:
+        return item
+    return engine.to_lua(item)
+
+
 def _public_attributes_only(obj, name, is_setting):
     """Lua may call the functions and public methods we hand it, nothing more: no dunder
     walk to Python internals (fn.__globals__), no private state, no assignments."""
@@ -404,13 +411,14 @@ class Engine:
         self.current = ctx
 
     def to_lua(self, value):
+        """Nested Python dicts/lists/tuples -> Lua tables (str keys and values become bytes).
+        Each table is made by one table_from call: lupa then fills it in C, a setitem per
+        key from Python costs several times more (a result table has ten or more keys)."""
         if isinstance(value, dict):
-            table = self.lua.table()
-            for key, item in value.items():
-                table[key.encode() if isinstance(key, str) else key] = self.to_lua(item)
-            return table
+            return self.lua.table_from({key.encode() if type(key) is str else key: _plain(self, item)
+                                        for key, item in value.items()})
         if isinstance(value, (list, tuple)):
-            return self.lua.table(*[self.to_lua(item) for item in value])
+            return self.lua.table_from([_plain(self, item) for item in value])
         if isinstance(value, str):
             return value.encode("utf-8")
         return value

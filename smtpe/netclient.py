@@ -5,6 +5,7 @@ services. Every wait has a deadline and every failure is reported through a call
 silent or vanished peer can never hang a client. Knows nothing of SMTP or Lua.
 """
 import errno
+import functools
 import ipaddress
 import socket
 
@@ -13,6 +14,7 @@ from .hostlist import format_host, parse_host
 UNREAD_LIMIT = 256 * 1024   # bytes buffered while no read is pending, before reading pauses
 
 
+@functools.lru_cache(maxsize=256)   # the same few configured hosts, for every connection
 def _is_ip(host):
     try:
         ipaddress.ip_address(host)

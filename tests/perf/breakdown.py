@@ -45,6 +45,8 @@ def breakdown(lines):
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or "_bootstrap" in stack:   # a thread other than the event loop
             continue
+        if not count.isdigit():   # py-spy --nonblocking can read a frame mid-change: garbage
+            continue
         count = int(count)
         total += count
         counts[categorize(stack.split(";"))] += count
