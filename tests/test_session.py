@@ -388,18 +388,25 @@ def spool_files(harness):
     return [name for name in os.listdir(folder) if not name.startswith(".")]
 
 
+def transaction_reply(client, message, attempts=100):
+    """MAIL, RCPT, DATA, then `message` (with its dot): the end-of-data reply, waited for while
+    the loop runs (forwarding and service calls answer later)."""
+    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
+    reply = client.send(message, settle=0.2)
+    for _ in range(attempts):
+        if reply:
+            break
+        reply = client.send(b"", settle=0.05)
+    return reply
+
+
 def test_a_small_message_no_hook_reads_is_forwarded_from_memory(tmp_path):
     """The spool folder does not even exist: any attempt to write a file would fail (451)."""
     with RecordingSink() as sink:
         harness = Harness(tmp_path, SPOOL_WATCH, smtp_smart_host="127.0.0.1:%d" % sink.port,
                           spool_dir=str(tmp_path / "missing"))
         client = helo(harness)
-        client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
-        reply = client.send("Subject: m\r\n\r\nbody\r\n.\r\n", settle=0.2)
-        for _ in range(100):
-            if reply:
-                break
-            reply = client.send(b"", settle=0.05)
+        reply = transaction_reply(client, "Subject: m\r\n\r\nbody\r\n.\r\n")
         assert reply.startswith("250") and sink.messages[-1].data == b"Subject: m\r\n\r\nbody\r\n"
         assert harness.worker.engine.lua.eval("on_disk_at_eoh") is False
 
@@ -459,12 +466,7 @@ def test_after_a_scanner_read_the_file_edits_reach_the_smart_host_from_memory(tm
             end
         """, smtp_smart_host="127.0.0.1:%d" % sink.port)
         client = helo(harness)
-        client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
-        reply = client.send("Subject: m\r\n\r\nbody\r\n.\r\n", settle=0.2)
-        for _ in range(100):
-            if reply:
-                break
-            reply = client.send(b"", settle=0.05)
+        reply = transaction_reply(client, "Subject: m\r\n\r\nbody\r\n.\r\n")
         assert reply.startswith("250")
         assert sink.messages[-1].data == b"Subject: m\r\nX-Scanned: yes\r\n\r\nbody\r\n"
         assert "clamd" in harness.log            # it was tried: the file existed for it
@@ -480,12 +482,7 @@ def test_a_hook_opening_the_path_after_a_scanner_read_and_edits_sees_the_edits(t
         end
     """)
     client = helo(harness)
-    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
-    reply = client.send("Subject: m\r\n\r\nbody\r\n.\r\n", settle=0.2)
-    for _ in range(100):
-        if reply:
-            break
-        reply = client.send(b"", settle=0.05)
+    reply = transaction_reply(client, "Subject: m\r\n\r\nbody\r\n.\r\n")
     assert reply == "250 ok\r\n"
     assert harness.worker.engine.lua.eval("seen") == b"X-Spam: checked\r\nSubject: m\r\n\r\nbody\r\n"
     assert spool_files(harness) == []
@@ -508,12 +505,8 @@ def test_scanners_of_a_message_in_memory_need_a_file_only_for_a_local_clamd(tmp_
     """ % (spamd.port, clamd.socket_path))
     harness.worker.engine.lua.globals().spool_file_count = lambda: len(spool_files(harness))
     client = helo(harness)
-    client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
-    reply = client.send(b"Subject: both\r\n\r\n" + GTUBE + b"\r\n" + EICAR + b"\r\n.\r\n", settle=0.2)
-    for _ in range(1200):
-        if reply:
-            break
-        reply = client.send(b"", settle=0.05)
+    message = b"Subject: both\r\n\r\n" + GTUBE + b"\r\n" + EICAR + b"\r\n.\r\n"
+    reply = transaction_reply(client, message, attempts=1200)
     assert reply == "550 true true\r\n"
     assert harness.worker.engine.lua.eval("files_after_spamd") == 0
     assert spool_files(harness) == []
