@@ -106,7 +106,7 @@ def policy_daemon(tmp_path, monkeypatch, nsd, clamd, spamd, sink):
             "SMTPE_DNSBL": "dnsbl.test", "SMTPE_URIBL": "uribl.test",
             "SMTPE_DOMAINS": "example.org",
             "SMTPE_CLAMD": "127.0.0.1:%d" % clamd.port, "SMTPE_SPAMD": "127.0.0.1:%d" % spamd.port,
-            "SMTPE_SPAM_REJECT": None, "SMTPE_UNSCANNED": None,
+            "SMTPE_SPAM_REJECT": None, "SMTPE_UNSCANNED": None, "SMTPE_TRUST_LAN": None,
         }
         environment.update(settings)
         for name, value in environment.items():
@@ -311,6 +311,32 @@ def test_with_unscanned_forward_the_message_goes_on_whole_with_the_verdict_sayin
     assert forwarded_pattern(outcome, "localhost.client.test", "127.0.0.1", "local clamd=" + clamd_verdict,
                              spamd="unavailable").match(sink.messages[0].data), sink.messages[0].data
     assert smtpe.spool_files() == []
+
+
+@pytest.mark.parametrize("off, verdict, spamd_text", [
+    ("SMTPE_CLAMD", "local clamd=off", None),
+    ("SMTPE_SPAMD", "local clamd=OK", "off"),
+])
+def test_a_scanner_set_to_none_is_not_asked_and_the_verdict_says_off(policy_daemon, sink, off, verdict,
+                                                                      spamd_text):
+    """Without SMTPE_UNSCANNED=forward: a scanner turned off is no scanner down (no 451)."""
+    smtpe = policy_daemon(**{off: "none"})
+    outcome = send(smtpe.port, HAM)
+
+    assert outcome.code == 250
+    assert forwarded_pattern(outcome, "localhost.client.test", "127.0.0.1", verdict,
+                             spamd=spamd_text).match(sink.messages[0].data), sink.messages[0].data
+    assert "service " not in smtpe.log      # nothing was tried, nothing failed
+    assert smtpe.spool_files() == []
+
+
+def test_with_trust_lan_off_a_loopback_client_is_checked_like_any_other(policy_daemon, sink):
+    smtpe = policy_daemon(SMTPE_TRUST_LAN="no")
+    outcome = send(smtpe.port, HAM)       # from 127.0.0.1: localhost.client.test, and back
+
+    assert outcome.code == 250
+    assert forwarded_pattern(outcome, "localhost.client.test", "127.0.0.1", "fcrdns=pass clamd=OK").match(
+        sink.messages[0].data), sink.messages[0].data
 
 
 # -- 2. 200 clients waiting on DNS in one worker ---------------------------------------------

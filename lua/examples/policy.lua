@@ -15,13 +15,19 @@
 --   SMTPE_DNSBL   IP blocklists, comma separated     (default: none)
 --   SMTPE_URIBL   domain blocklists for URIs          (default: none)
 --   SMTPE_DOMAINS accepted recipient domains          (default: any)
---   SMTPE_CLAMD   clamd host list (host:port or /socket; default 127.0.0.1:3310)
---   SMTPE_SPAMD   spamd host list (default 127.0.0.1:783)
+--   SMTPE_CLAMD   clamd host list (host:port or /socket; default 127.0.0.1:3310; "none": no
+--                 virus scan, the verdict header says clamd=off)
+--   SMTPE_SPAMD   spamd host list (default 127.0.0.1:783; "none": no spam scan, spamd=off)
 --   SMTPE_SPAM_REJECT  spamd score at which mail is refused (default 15)
 --   SMTPE_UNSCANNED    "tempfail" (default) or "forward": mail a scanner did not judge
+--   SMTPE_TRUST_LAN    "yes" (default): clients on loopback and private addresses skip the
+--                      DNS checks; "no": they are checked like any other
 
 local function list(name, default)
 	local value, items = os.getenv(name) or default or "", {}
+	if value == "none" then
+		return items
+	end
 	for item in value:gmatch("[^,%s]+") do
 		items[#items + 1] = item
 	end
@@ -38,6 +44,7 @@ local clamd_hosts = list("SMTPE_CLAMD", "127.0.0.1:3310")
 local spamd_hosts = list("SMTPE_SPAMD", "127.0.0.1:783")
 local spam_reject = tonumber(os.getenv("SMTPE_SPAM_REJECT") or "15")
 local tempfail_unscanned = os.getenv("SMTPE_UNSCANNED") ~= "forward"
+local trust_lan = os.getenv("SMTPE_TRUST_LAN") ~= "no"
 
 -- The first A/AAAA/PTR value of an answer, or nil.
 local function values(answers, key)
@@ -55,6 +62,9 @@ end
 -- clamd's verdict without the file name its reply starts with: "OK", "Eicar-Test FOUND"
 -- (the spool path is nobody's business outside this host); "unavailable" without one.
 local function clamd_verdict(clamd)
+	if #clamd_hosts == 0 then
+		return "off"
+	end
 	if not clamd or clamd.error or not clamd.reply then
 		return "unavailable"
 	end
@@ -63,7 +73,7 @@ end
 
 function hook.accept(ip, host)
 	client.verdicts = {}
-	if net.is_ip_reserved(ip, net.is_ip.LOCAL + net.is_ip.LAN) then
+	if trust_lan and net.is_ip_reserved(ip, net.is_ip.LOCAL + net.is_ip.LAN) then
 		client.verdicts[#client.verdicts + 1] = "local"
 		return
 	end
@@ -134,11 +144,24 @@ local function listed_uri()
 	return nil
 end
 
+-- clamd and spamd (those configured) scan the message in parallel: {clamd=..., spamd=...}.
+local function scan(path)
+	if #clamd_hosts == 0 and #spamd_hosts == 0 then
+		return {}
+	end
+	if #clamd_hosts > 0 then
+		service.clamd(path, clamd_hosts, 30)
+	end
+	if #spamd_hosts > 0 then
+		service.spamd(path, spamd_hosts, "CHECK", nil, 30)
+	end
+	return service.wait(1) or {}
+end
+
 function hook.dot(path)
-	service.clamd(path, clamd_hosts, 30)
-	service.spamd(path, spamd_hosts, "CHECK", nil, 30)
-	local scans = service.wait(1) or {}
+	local scans = scan(path)
 	local clamd, spamd = scans.clamd, scans.spamd
+	local spam_checked = #spamd_hosts > 0
 
 	if clamd and clamd.is_infected then
 		return "550 5.7.1 message " .. client.id_trans .. " contains a virus: " .. clamd_verdict(clamd)
@@ -147,7 +170,7 @@ function hook.dot(path)
 		return "451 4.7.1 message " .. client.id_trans .. " not scanned for viruses, try again later"
 	end
 	local score = spamd and spamd.reply and tonumber(spamd.reply:match("Spam: %a+ ; (%-?[%d.]+)")) or nil
-	if tempfail_unscanned and not score then
+	if tempfail_unscanned and spam_checked and not score then
 		return "451 4.7.1 message " .. client.id_trans .. " not scanned for spam, try again later"
 	end
 	if score and score >= spam_reject then
@@ -163,7 +186,7 @@ function hook.dot(path)
 		.. os.date("!%a, %d %b %Y %H:%M:%S +0000"), 1)
 	header.modify("X-smtpe-Verdict", 1, table.concat(client.verdicts, " ")
 		.. " clamd=" .. clamd_verdict(clamd)
-		.. " spamd=" .. (score and tostring(score) or "unavailable")
+		.. " spamd=" .. (score and tostring(score) or spam_checked and "unavailable" or "off")
 		.. " parts=" .. #mime.parts .. " uris=" .. #uri.found)
 	if spamd and spamd.is_spam then
 		header.modify("X-Spam-Flag", 1, "YES")

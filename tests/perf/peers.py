@@ -2,6 +2,7 @@
 smart host), smtpe itself, the Postfix smtp-source load generator, and memory readings
 from /proc. Every process is started here and stopped by its PID."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,15 +39,9 @@ def closed_udp_port():
     return free_port(socket.SOCK_DGRAM)
 
 
-class Sink(ServerProcess):
-    """Postfix smtp-sink on 127.0.0.1, discarding every message (no dump files)."""
-
-    def __init__(self, max_connections=512):
-        self.port = free_port()
-        path, self.env = postfix_tool("smtp-sink")
-        user = ["-u", "root"] if os.geteuid() == 0 else []
-        self.command = [path, *user, "-m", str(max_connections), "127.0.0.1:%d" % self.port, "1024"]
-        self.process = None
+class Peer(ServerProcess):
+    """A server process measured by the suite: `command` listening on 127.0.0.1:`port`."""
+    command = env = None
 
     def start(self):
         self.process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
@@ -57,6 +52,79 @@ class Sink(ServerProcess):
     @property
     def pids(self):
         return [self.process.pid]
+
+
+class Sink(Peer):
+    """Postfix smtp-sink on 127.0.0.1, discarding every message (no dump files)."""
+
+    def __init__(self, max_connections=512):
+        self.port = free_port()
+        path, self.env = postfix_tool("smtp-sink")
+        user = ["-u", "root"] if os.geteuid() == 0 else []
+        self.command = [path, *user, "-m", str(max_connections), "127.0.0.1:%d" % self.port, "1024"]
+
+
+class Aiosmtpd(Peer):
+    """aiosmtpd accepting and discarding everything (scripts/aiosmtpd_sink.py): a peer
+    measured side by side with smtpe by `tests/perf/run --peers aiosmtpd`."""
+
+    def __init__(self, folder=None, dns=None):
+        try:
+            import aiosmtpd  # noqa: F401
+        except ImportError:
+            raise ToolMissing("aiosmtpd is not installed (pip install aiosmtpd uvloop)")
+        self.port = free_port()
+        self.command = [sys.executable, os.path.join(HERE, "scripts", "aiosmtpd_sink.py"), str(self.port)]
+
+
+HARAKA_VERSION = "3.3.4"   # the version the performance issue measured
+
+
+class Haraka(Peer):
+    """Haraka in one process, accepting mail for the benchmark's recipient domain and
+    discarding it (queue/discard), logging warnings only: its best case as an accept-all
+    server. It resolves each client's PTR, as smtpe does, against the suite's DNS server
+    (`dns`, host:port) when there is one. Installed from npm into the tool cache on first use."""
+
+    def __init__(self, folder, dns=None):
+        self.port = free_port()
+        haraka = _npm_package("Haraka", HARAKA_VERSION, "haraka")
+        home = os.path.join(folder, "haraka-%d" % self.port)
+        subprocess.run([haraka, "-i", home], check=True, capture_output=True, timeout=60)
+        files = {
+            "config/smtp.ini": "listen=127.0.0.1:%d\nnodes=0\n" % self.port,   # one process
+            "config/plugins": "bench_dns\nrcpt_to.in_host_list\nqueue/discard\n",
+            "config/host_list": RECIPIENT.split("@")[1] + "\n",
+            "config/log.ini": "[main]\nlevel=warn\n",
+            "config/me": "haraka.bench\n",
+            # node's resolver asks /etc/resolv.conf, which this sandbox cannot reach
+            "plugins/bench_dns.js": "exports.register = function () {\n"
+                                    "    if (process.env.BENCH_DNS) require('dns').setServers([process.env.BENCH_DNS])\n}\n",
+        }
+        for name, text in files.items():
+            with open(os.path.join(home, name), "w") as handle:
+                handle.write(text)
+        self.command = [haraka, "-c", home]
+        self.env = dict(os.environ, YES_REALLY_DO_DISCARD="1", BENCH_DNS=dns or "")
+
+
+def _npm_package(package, version, binary):
+    """The path of `binary` of an npm package installed (once) into the tool cache."""
+    from tests.support.debian import CACHE
+    prefix = os.path.join(CACHE, "npm-%s-%s" % (package.lower(), version))
+    path = os.path.join(prefix, "node_modules", ".bin", binary)
+    if not os.access(path, os.X_OK):
+        if not shutil.which("npm"):
+            raise ToolMissing("%s needs node and npm (Debian nodejs, npm)" % package)
+        os.makedirs(prefix, exist_ok=True)
+        done = subprocess.run(["npm", "install", "--prefix", prefix, "--no-audit", "--no-fund",
+                               "%s@%s" % (package, version)], capture_output=True, timeout=600)
+        if done.returncode != 0 or not os.access(path, os.X_OK):
+            raise ToolMissing("npm install %s@%s failed: %s" % (package, version, done.stderr[-300:]))
+    return path
+
+
+PEERS = {"aiosmtpd": Aiosmtpd, "haraka": Haraka}
 
 
 def smtpe_source():
