@@ -22,7 +22,9 @@ def end_of_data(session):
     engine = session.engine
     # a superset of the defined hooks (a hook set to nil stays listed): calling one that is
     # gone costs a call that answers "not defined", nothing more
-    has = {name: name.encode() in engine.defined for name in ("content", "header", "eoh", "body")}
+    defined = engine.defined
+    has = {"content": b"content" in defined, "header": b"header" in defined, "eoh": b"eoh" in defined,
+           "body": b"body" in defined}
     reader = session.reader
     reader.start_data()
     session._idle_timeout = session.options.float("smtp-data-timeout")
@@ -52,12 +54,13 @@ def end_of_data(session):
     if spool is not None:
         spool.close()
     session.ctx.client[b"message_length"] = size
-    session.log.info("message size=%d" % size, session.ident)
 
     reply = yield from _decide(session, transaction, scanner, size, max_size, held)
     sent = yield from session._send(reply)
     outcome = "accepted" if 200 <= sent <= 299 else "rejected" if sent >= 500 else "deferred"
-    session.log.info("message %s %s: %s" % (transaction.id, outcome, reply.decode("latin-1", "replace").split("\r\n")[0].strip()), session.ident)
+    session.log.info("message %s %s size=%d: %s" % (transaction.id, outcome, size,
+                                                    reply.decode("latin-1", "replace").split("\r\n")[0].strip()),
+                     session.ident)
     yield from session._reset()
 
 

@@ -74,8 +74,8 @@ class Context:
             self.message_tables.close()
         tables = self.message_tables = self.engine.new_message_tables()
         self.mime, self.uri_found = tables.mime, tables.found
-        if self.engine.current is self:
-            self.engine.enter(self)
+        if self.run is not None:   # (every hook step hands Lua the tables: only a hook of this
+            self.engine.enter(self)   # connection running now needs its globals set at once)
 
     def at_hook_end(self, callback):
         self._hook_end.append(callback)

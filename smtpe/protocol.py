@@ -1,6 +1,7 @@
 """Sans-IO SMTP server rules: command words, which command is allowed in which state,
 argument and path parsing, and the default reply texts (the original's, see
 shared/spec/original-behaviour.md §2.6). Knows nothing of sockets, Lua or files."""
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -92,7 +93,8 @@ _LABEL_RULE = rb"[A-Za-z0-9\x80-\xff]([A-Za-z0-9\x80-\xff-]*[A-Za-z0-9\x80-\xff]
 _DOMAIN = re.compile(rb"^%s(\.%s)*$" % (_LABEL_RULE, _LABEL_RULE))
 
 
-def parse_path(token, for_mail, rules=PathRules()):
+@functools.lru_cache(maxsize=4096)   # a pure function of bytes: the same senders and
+def parse_path(token, for_mail, rules=PathRules()):   # recipients come again and again
     """A MAIL/RCPT path -> (address, lower-cased domain). `<>` -> (b'', b'').
 
     Follows the original's parsePath: the innermost right-most <...> is the path, a source
