@@ -10,6 +10,7 @@ import ipaddress
 import socket
 
 from .hostlist import format_host, parse_host
+from .loop import Deadline
 
 UNREAD_LIMIT = 256 * 1024   # bytes buffered while no read is pending, before reading pauses
 
@@ -57,8 +58,8 @@ class Stream:
         self._reader = None  # (kind, callback, arg)
         self._watching = False  # registered for reading: stays so between requests (a
                                 # register and unregister per reply cost two system calls)
-        self._deadline = None   # when the pending read times out (None: never)
-        self._timer = None      # wakes us at or before _deadline (see _set_deadline)
+        # the pending read's timeout: one lazily kept timer for all the requests of a stream
+        self._deadline = Deadline(loop, self._timed_out)
         self._eof = False
         self._drain_waiters = []
         self.broken = False
@@ -163,7 +164,10 @@ class Stream:
 
     def _request(self, reader, timeout):
         self._reader = reader
-        self._set_deadline(timeout)
+        if timeout:
+            self._deadline.set(timeout)
+        else:
+            self._deadline.clear()
         if self._satisfy():
             return
         if self.broken:  # a write failed: no answer can come, and the socket may never wake us
@@ -173,29 +177,8 @@ class Stream:
             self._watching = True
             self.loop.add_reader(self.fd, self._on_readable)
 
-    def _set_deadline(self, timeout):
-        """One timer per stream instead of one per request: a request that ends in time
-        leaves it armed, and it is re-armed only when it fires before the deadline of the
-        read then pending, or when a nearer deadline comes (a timer costs a heap push and a
-        later pop; a reply takes a fraction of a millisecond)."""
-        if not timeout:
-            self._deadline = None
-            return
-        deadline = self._deadline = self.loop.time() + timeout
-        timer = self._timer
-        if timer is None or timer.when > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_later(timeout, self._check_deadline)
-
-    def _check_deadline(self):
-        self._timer = None
-        if self._reader is None or self._deadline is None:
-            return
-        remaining = self._deadline - self.loop.time()
-        if remaining > 0:
-            self._timer = self.loop.call_later(remaining, self._check_deadline)
-        else:
+    def _timed_out(self):
+        if self._reader is not None:
             self._finish(None, "timed out")
 
     def _unwatch(self):
@@ -260,6 +243,7 @@ class Stream:
     def _finish(self, result, error=None):
         callback = self._reader[1]
         self._reader = None
+        self._deadline.clear()
         if self._eof or self.broken:
             self._unwatch()
         if error:
@@ -278,9 +262,7 @@ class Stream:
         if self.closed:
             return
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline.cancel()
         self._unwatch()
         self.loop.remove_writer(self.fd)
         self._reader = None

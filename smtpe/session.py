@@ -14,6 +14,7 @@ import os
 from . import protocol as p
 from .ids import TransactionIds
 from .spool import Spool
+from .loop import Deadline
 from .waits import READ, Wait
 from .delivery import end_of_data
 from ._speedups.linereader import TOO_LONG, LineReader
@@ -48,7 +49,7 @@ def _abandon_hook(session):
 class Session:
     # Slots, not a __dict__: a worker holds thousands of mostly idle sessions (about 1.2 KB
     # saved per connection).
-    __slots__ = ("_early", "_idle_deadline", "_idle_timeout", "_idle_timer", "_pending",
+    __slots__ = ("_early", "_idle", "_idle_timeout", "_pending",
                  "_stepping", "_task", "_wants_input", "address", "authenticated", "close_code",
                  "ctx", "draining", "drop", "engine", "eof", "finished", "helo_arg", "helo_state",
                  "hook_failed", "host", "id_sess", "ident", "is_pipelining", "local_address",
@@ -88,8 +89,7 @@ class Session:
         self._early = None
         self._pending = None       # the Wait in progress
         self._wants_input = False
-        self._idle_deadline = 0.0
-        self._idle_timer = None
+        self._idle = Deadline(worker.loop, self._idle_expired)
         self._idle_timeout = self.options.float("smtp-command-timeout")
         self.finished = False
 
@@ -142,18 +142,10 @@ class Session:
         self._wants_input = True
         self.transport.flush()
         self.transport.resume_reading()
-        loop = self.worker.loop
-        self._idle_deadline = loop.time() + self._idle_timeout
-        if self._idle_timer is None:
-            self._idle_timer = loop.call_later(self._idle_timeout, self._idle_check)
+        self._idle.set(self._idle_timeout)
 
-    def _idle_check(self):
-        self._idle_timer = None
+    def _idle_expired(self):
         if not self._wants_input or self._task is None:
-            return
-        remaining = self._idle_deadline - self.worker.loop.time()
-        if remaining > 0:
-            self._idle_timer = self.worker.loop.call_later(remaining, self._idle_check)
             return
         self._wants_input = False
         self._step(None, ClientGone(0, ETIMEDOUT, os.strerror(ETIMEDOUT), self.replies.timeout()))
@@ -268,8 +260,7 @@ class Session:
             self.spool = None
         yield from self._hook_quietly("close", code)
         self.finished = True
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        self._idle.cancel()
         self.ctx.close()
         self.transport.close()
         self.worker.session_closed(self)

@@ -104,3 +104,46 @@ def test_log_lines_of_a_turn_are_written_in_one_write(pair):
     log.unbatch()
     log.info("at once")
     assert stream.writes == 2 and stream.getvalue().endswith("info: at once\n")
+
+
+# -- Deadline: one lazily kept timer for a deadline that moves ------------------------------------
+def run_for(loop, seconds):
+    import time
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        loop.run_once(0.01)
+
+
+def test_a_deadline_moved_later_keeps_its_timer_and_expires_once_at_the_new_time():
+    from smtpe.loop import Deadline
+    loop = Loop()
+    expired = []
+    deadline = Deadline(loop, lambda: expired.append(loop.time()))
+    deadline.set(0.05)
+    timer = deadline.timer
+    started = loop.time()
+    deadline.set(0.2)                       # later: no new timer
+    assert deadline.timer is timer
+    run_for(loop, 0.4)
+    assert len(expired) == 1 and expired[0] - started >= 0.2
+    assert deadline.timer is None
+
+
+def test_a_nearer_deadline_rearms_and_a_cleared_or_cancelled_one_never_expires():
+    from smtpe.loop import Deadline
+    loop = Loop()
+    expired = []
+    deadline = Deadline(loop, lambda: expired.append(1))
+    deadline.set(10)
+    deadline.set(0.05)                      # nearer: re-armed
+    assert deadline.timer.when <= loop.time() + 0.05
+    run_for(loop, 0.15)
+    assert expired == [1]
+    deadline.set(0.05)
+    deadline.clear()
+    run_for(loop, 0.15)
+    deadline.set(0.05)
+    deadline.cancel()
+    assert deadline.timer is None
+    run_for(loop, 0.15)
+    assert expired == [1]
