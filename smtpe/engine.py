@@ -395,7 +395,7 @@ class Engine:
         if spool is None or spool.on_disk or not names_it(spool.path_bytes):
             return
         try:
-            spool.materialise(keep_memory=read_only and not spool.writing)
+            spool.materialise(keep_memory=read_only)
         except OSError as exc:  # the caller's open fails in turn, with its own error
             self.log.error("spool %s: %s" % (spool.path, exc.strerror), session.ident)
 

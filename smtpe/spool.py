@@ -92,7 +92,8 @@ class Spool:
         rewrite builds a new one), or a file object open on the spool file (a rewrite
         renames a new file over it, removal unlinks it: the open file keeps the original).
         Only after close() (the end of DATA). The caller closes a file. Raises OSError."""
-        return open(self.path, "rb") if self._memory is None else self._memory
+        memory = self.contents()
+        return open(self.path, "rb") if memory is None else memory
 
     def rewrite_headers(self, headers, body_offset):
         """Replace the header section by `headers` (each without line end), keeping the body
@@ -100,12 +101,13 @@ class Spool:
         temporary file renamed over the spool file, so a failure leaves the original."""
         self.close()
         head = b"".join(header + b"\r\n" for header in headers) + b"\r\n"
+        new_offset = len(head) if body_offset is not None else None
         if self._memory is not None:
             # a new buffer, never an edit in place: snapshot() handed the old one out
             body = self._memory[body_offset:] if body_offset is not None else b""
             self._memory = bytearray(head) + body
             self._file_stale = self.has_file
-            return len(head) if body_offset is not None else None
+            return new_offset
 
         def copy(target):
             target.write(head)
@@ -118,7 +120,7 @@ class Spool:
                             break
                         target.write(block)
         self._replace_file(copy)
-        return len(head) if body_offset is not None else None
+        return new_offset
 
     def _replace_file(self, write):
         """A new file at `path`, written by write(file object): written to a temporary file

@@ -1,13 +1,12 @@
 """The Lua side of MIME and URIs through the real engine (smtpe.engine.Engine, lupa's Lua 5.1,
 no encoding: Lua strings are bytes): `uri.parse/encode/decode`, and `mime.parts` /
-`uri.found` as smtpe.api.mime.publish fills them from a finished scanner."""
+`uri.found` as smtpe.api.mime fills them from a finished scanner (MessageTables.fill)."""
 import hashlib
 import os
 
 import pytest
 
 from smtpe._speedups.scanner import MessageScanner
-from smtpe.api import mime
 from tests.support.engine import engine_with_script, lua
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mime")
@@ -51,7 +50,7 @@ def published(engine, message):
     scanner.feed(message)
     scanner.finish()
     ctx = engine.new_context()
-    mime.publish(ctx, scanner)
+    ctx.message_tables.fill(scanner)
     engine.enter(ctx)
     return ctx
 

@@ -196,11 +196,6 @@ def at_dot(ctx, scanner, spool):
     ctx.message_tables.complete(source)
 
 
-def publish(ctx, scanner):
-    """Fill the connection's tables from a finished full scanner at once (tests)."""
-    ctx.message_tables.fill(scanner)
-
-
 def install(api):
     serials = itertools.count(1)
     engine = api.engine

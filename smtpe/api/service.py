@@ -213,7 +213,8 @@ def install(api):
 
     def clamd(path=None, hosts=None, timeout=None):
         path = text(path)
-        spool = _spool_in_memory(api.current(), path)
+        ctx = api.current()
+        spool = _spool_in_memory(ctx) if _is_own_spool(ctx, path) else None
         if spool is not None:   # bytes for a remote clamd; a local one gets the file written
             data, make_file = spool.snapshot(), lambda: spool.materialise(keep_memory=True)
         else:
@@ -229,12 +230,13 @@ def install(api):
         path = text(path)
         method = (text(method) or b"CHECK").upper()
         ctx = api.current()
-        spool = _spool_in_memory(ctx, path) if method != b"PROCESS" else None  # PROCESS replaces the file
+        own_spool = _is_own_spool(ctx, path)
+        # PROCESS replaces the file: it needs one
+        spool = _spool_in_memory(ctx) if own_spool and method != b"PROCESS" else None
         if spool is None:
             api.engine.spool_path_used(path, read_only=method != b"PROCESS")
             if not _readable_file(path):
                 return False
-        own_spool = ctx is not None and path == _spool_path(ctx)
         if method == b"PROCESS" and own_spool and _spool_still_written(ctx):
             raise RuntimeError("service.spamd PROCESS needs the complete message (use it in hook.dot)")
         message = _message_parts(ctx) if own_spool else {}
@@ -354,11 +356,14 @@ def _processed_updater(ctx):
     return update
 
 
-def _spool_in_memory(ctx, path):
-    """The running connection's Spool when `path` names its file and memory holds the whole
-    message (DATA is over): a scanner can be given the bytes without a file. Else None."""
-    if ctx is None or path is None or path != _spool_path(ctx):
-        return None
+def _is_own_spool(ctx, path):
+    """`path` names the running connection's spool file."""
+    return ctx is not None and path is not None and path == _spool_path(ctx)
+
+
+def _spool_in_memory(ctx):
+    """The connection's Spool when memory holds the whole message (DATA is over): a scanner
+    can be given the bytes without a file. Else None."""
     spool = getattr(ctx.session, "spool", None)
     if spool is None or spool.writing or spool.on_disk:
         return None
