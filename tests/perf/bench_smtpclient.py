@@ -50,8 +50,7 @@ def forward(address, source, messages, concurrency, pipelining, pooled=False):
 
     def launch():
         state["launched"] += 1
-        send_mail(loop, [address], b"bench@client.example.org", [b"rcpt@example.org"], source,
-                  TIMEOUTS, "bench.example.org", finished, pipelining=pipelining)
+        deliver(loop, address, source, finished, pipelining)
 
     def finished(result):
         state["done"] += 1
@@ -77,12 +76,16 @@ def forward(address, source, messages, concurrency, pipelining, pooled=False):
     return elapsed, cpu
 
 
+def deliver(loop, address, source, on_done, pipelining=True):
+    send_mail(loop, [address], b"bench@client.example.org", [b"rcpt@example.org"], source,
+              TIMEOUTS, "bench.example.org", on_done, pipelining=pipelining)
+
+
 def warm_up(loop, address, source, concurrency):
     """One message per sender at once: `concurrency` connections end up idle in the pool."""
     results = []
     for _ in range(concurrency):
-        send_mail(loop, [address], b"bench@client.example.org", [b"rcpt@example.org"], source,
-                  TIMEOUTS, "bench.example.org", results.append)
+        deliver(loop, address, source, results.append)
     while len(results) < concurrency:
         loop.run_once(1.0)
 
