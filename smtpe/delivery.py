@@ -103,7 +103,7 @@ def _decide(session, transaction, scanner, size, max_size, held):
     # The scanner reports EOH at the end even without a blank line; eoh_offset stays 0 then.
     session.ctx.body_offset = scanner.eoh_offset if scanner.eoh_offset > 0 else None
     mime_api.at_dot(session.ctx, scanner, session.spool)
-    path = transaction.spool_path.encode()
+    path = session.spool.path_bytes if session.spool is not None else b""
     code, text = yield from session._hook("dot", path)
     if text is None and held is not None:
         code, text = held

@@ -569,8 +569,7 @@ class Session:
                 yield from self._send(self.replies.try_again(transaction.id))
                 return
             transaction.spool_path = self.spool.path
-        self.ctx.client[b"msg_file"] = (self.spool.path_bytes if self.spool is not None
-                                        else os.fsencode(transaction.spool_path))
+        self.ctx.client[b"msg_file"] = self.spool.path_bytes if self.spool is not None else b""
         self.state = p.DATA
         code, text = yield from self._hook("data")
         sent = yield from self._send(text or self.replies.data())
