@@ -39,6 +39,7 @@ class HookOutcome:
 
 
 NOT_DEFINED = HookOutcome(defined=False)
+_NO_TABLES = (None, None, None)
 
 
 class Context:
@@ -106,9 +107,10 @@ class Context:
 
 
 class HookRun(Wait):
-    """One hook invocation: a coroutine resumed until it returns, fails or is abandoned.
-    Engine.call_hook returns it when the hook waits; it is then itself the Wait its caller
-    waits on (start(resume): resume(HookOutcome) once the hook is done)."""
+    """A hook invocation that waits: its coroutine, resumed until it returns, fails or is
+    abandoned. Engine.call_hook makes one when the hook's first step yields a Wait (most
+    hooks finish in that step and need none); it is then itself the Wait its caller waits
+    on (start(resume): resume(HookOutcome) once the hook is done)."""
     __slots__ = ("engine", "ctx", "name", "key", "resumer", "on_done", "wait",
                  "in_start", "early", "timer", "finished", "outcome")
 
@@ -117,7 +119,7 @@ class HookRun(Wait):
         self.ctx = ctx
         self.name = name
         self.key = key           # the hook's name as Lua knows it (bytes)
-        self.resumer = resumer   # None until the first step made the coroutine
+        self.resumer = resumer   # resumes the hook's coroutine (Engine.call_hook ran its first step)
         self.on_done = on_done
         self.wait = None
         self.in_start = False
@@ -133,52 +135,42 @@ class HookRun(Wait):
         self.abandon()
 
     def step(self, args):
+        """Resume the coroutine with `args` (the results of the Wait it yielded) until it
+        finishes or waits again."""
         engine = self.engine
-        ctx = self.ctx
         while True:
-            engine.current = ctx
-            tables = (ctx.client, ctx.mime, ctx.uri_found) if ctx is not None else (None, None, None)
-            first = self.resumer is None       # the first step: one call does it all
-            try:
-                if first:
-                    result = engine._run(self.key, engine.cpu_budget, *tables, *args)
-                else:
-                    result = self.resumer(*tables, *args)
-            except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
-                result = (b"error", str(exc))
-            if not isinstance(result, tuple):  # lupa returns a lone value unwrapped
-                result = (result,)
-            if first and result[0] == b"wait":  # "wait", resumer, wait
-                self.resumer = result[1]
-                result = result[:1] + result[2:]
-            status = result[0]
-            if status != b"wait":
-                if status == b"undefined":     # removed from the hook table since
-                    self.finish(None, None, NOT_DEFINED)
-                    return
-                done = status == b"done"
-                self.finish(result[1:] if done else None, None if done else _text(result[1]))
+            result = engine.lua_step(self.ctx, self.key, self.resumer, args)
+            if result[0] != b"wait":
+                self.finish(outcome=_finished(result))
                 return
-            wait = result[1] if len(result) > 1 else None
-            if not hasattr(wait, "start"):
-                self.finish(None, "hook %s yielded outside a waiting API call" % self.name)
+            args = self.wait_on(result[1] if len(result) > 1 else None)
+            if args is None:
                 return
-            self.wait = wait
-            self.in_start = True
-            self.early = None
-            try:
-                wait.start(self.resume)
-            except Exception as exc:  # a provider bug must not kill the worker
-                self.in_start = False
-                self.wait = None
-                self.finish(None, "%s: %s" % (type(exc).__name__, exc))
-                return
+
+    def wait_on(self, wait):
+        """The coroutine yielded `wait`: start it. -> its results when it completed at
+        once (step goes on), else None (resume() steps later)."""
+        if not hasattr(wait, "start"):
+            self.finish("hook %s yielded outside a waiting API call" % self.name)
+            return None
+        self.wait = wait
+        self.in_start = True
+        self.early = None
+        try:
+            wait.start(self.resume)
+        except Exception as exc:  # a provider bug must not kill the worker
             self.in_start = False
-            if self.early is None:
-                if self.timer is None and engine.wall_budget:
-                    self.timer = engine.loop.call_later(engine.wall_budget, self.timed_out)
-                return
-            args, self.early = self.early, None
+            self.wait = None
+            self.finish("%s: %s" % (type(exc).__name__, exc))
+            return None
+        self.in_start = False
+        if self.early is None:
+            engine = self.engine
+            if self.timer is None and engine.wall_budget:
+                self.timer = engine.loop.call_later(engine.wall_budget, self.timed_out)
+            return None
+        args, self.early = self.early, None
+        return args
 
     def resume(self, *values):
         if self.finished or self.wait is None:
@@ -194,7 +186,7 @@ class HookRun(Wait):
         if self.wait is not None:
             wait, self.wait = self.wait, None
             wait.cancel()
-            self.finish(None, "hook %s exceeded its time limit of %ss" % (self.name, self.engine.wall_budget))
+            self.finish("hook %s exceeded its time limit of %ss" % (self.name, self.engine.wall_budget))
 
     def abandon(self):
         """The connection closed while this hook waited: cancel the wait, drop the coroutine."""
@@ -206,23 +198,31 @@ class HookRun(Wait):
             wait.cancel()
         self.resumer = None
 
-    def finish(self, values, error, outcome=None):
+    def finish(self, error=None, outcome=None):
+        """The hook is over: with `outcome`, or failed with `error`."""
         self.finished = True
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         self.resumer = None
-        if error is not None and "not enough memory" in error:
-            self.engine.collect_garbage()
-        ctx = self.ctx
-        if ctx is not None:
-            ctx.run = None
-            ctx.hook_ended()
-        outcome = outcome or HookOutcome(values or (), error)
+        outcome = outcome or HookOutcome((), error)
+        if self.ctx is not None:
+            self.ctx.run = None
+        self.engine.after_hook(self.ctx, outcome)
         if self.on_done is None:
             self.outcome = outcome
         else:
             self.on_done(outcome)
+
+
+def _finished(result):
+    """A Lua step's result that is not "wait" -> the HookOutcome."""
+    status = result[0]
+    if status == b"done":
+        return HookOutcome(result[1:])
+    if status == b"undefined":     # removed from the hook table since
+        return NOT_DEFINED
+    return HookOutcome((), _text(result[1]))
 
 
 def _plain(engine, item):
@@ -440,11 +440,41 @@ class Engine:
         key = name.encode()
         if key not in self.defined:
             return NOT_DEFINED
-        run = HookRun(self, ctx, name, key, None, None)
+        # Most hooks finish in their first step: no HookRun for them, only for one that waits.
+        result = self.lua_step(ctx, key, None, args)
+        if result[0] != b"wait":
+            outcome = _finished(result)
+            self.after_hook(ctx, outcome)
+            return outcome
+        run = HookRun(self, ctx, name, key, result[1], None)   # "wait", resumer, wait
         if ctx is not None:
             ctx.run = run
-        run.step(args)
+        args = run.wait_on(result[2] if len(result) > 2 else None)
+        if args is not None:
+            run.step(args)
         return run.outcome or run
+
+    def after_hook(self, ctx, outcome):
+        """A hook ended: free what a memory-bound failure left, run ctx's hook-end cleanups."""
+        if outcome.error is not None and "not enough memory" in outcome.error:
+            self.collect_garbage()
+        if ctx is not None:
+            ctx.hook_ended()
+
+    def lua_step(self, ctx, key, resumer, args):
+        """Run hook `key` (resumer None) or resume its coroutine, with ctx's tables as the
+        globals -> ("done", values...), ("wait", [resumer,] wait), ("error", text) or
+        ("undefined",)."""
+        self.current = ctx
+        tables = (ctx.client, ctx.mime, ctx.uri_found) if ctx is not None else _NO_TABLES
+        try:
+            if resumer is None:
+                result = self._run(key, self.cpu_budget, *tables, *args)
+            else:
+                result = resumer(*tables, *args)
+        except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
+            return (b"error", str(exc))
+        return result if isinstance(result, tuple) else (result,)  # (a lone value comes unwrapped)
 
     def run_hook(self, ctx, name, args, on_done):
         """Run hook.<name>(*args) for ctx; on_done(HookOutcome) once, possibly at once."""

@@ -4,6 +4,7 @@ shared/spec/original-behaviour.md §2.6). Knows nothing of sockets, Lua or files
 import functools
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Session states. "helo state" is the state a transaction reset returns to.
 NONE, ACCEPT, HELO, EHLO, MAIL, RCPT, DATA = "none", "accept", "helo", "ehlo", "mail", "rcpt", "data"
@@ -79,8 +80,9 @@ class PathError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class PathRules:
+class PathRules(NamedTuple):
+    """parse_path's strictness options. A tuple: it is part of parse_path's cache key, and
+    a tuple hashes in C (a frozen dataclass's __hash__ is a Python call per lookup)."""
     angle_brackets: bool = False   # rfc2821-angle-brackets
     local_length: bool = False     # rfc2821-local-length
     domain_length: bool = False    # rfc2821-domain-length

@@ -10,8 +10,8 @@ dot is removed (dot-unstuffing); a bare CR or LF inside a line becomes CRLF, so 
 handed on is the real message with CRLF line ends. Works across any chunking of the input.
 """
 from libc.string cimport memchr, memcpy
-from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 TOO_LONG = object()
 
@@ -69,16 +69,15 @@ cdef class LineReader:
 
     def next_line(self):
         """The next command line without its line end, TOO_LONG, or None if incomplete."""
-        cdef Py_ssize_t size = len(self.buf)
-        cdef const unsigned char[:] view
-        cdef const unsigned char *base
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
+        # (the buffer's own pointer: a typed memoryview costs more than the search, and
+        # nothing here can resize the buffer while the pointer is in use)
+        cdef const unsigned char *base = <const unsigned char *>PyByteArray_AS_STRING(self.buf)
         cdef const unsigned char *found
-        cdef Py_ssize_t end, stop
+        cdef Py_ssize_t start, end, stop
         while True:
             if self.pos >= size:
                 return None
-            view = self.buf
-            base = &view[0]
             found = <const unsigned char *>memchr(base + self.pos, b'\n', size - self.pos)
             if found == NULL:
                 if not self.skipping and size - self.pos > self.max_line:
@@ -99,7 +98,7 @@ cdef class LineReader:
                 stop -= 1
             if end + 1 - start > self.max_line:
                 return TOO_LONG
-            return bytes(self.buf[start:stop])
+            return PyBytes_FromStringAndSize(<const char *>base + start, stop - start)
 
     # -- DATA ---------------------------------------------------------------------------
     def start_data(self):
@@ -111,17 +110,14 @@ cdef class LineReader:
     def read_data(self):
         """Consume buffered DATA input -> (message_bytes, done). When done, bytes after the
         terminating line stay buffered for command processing."""
-        cdef Py_ssize_t size = len(self.buf)
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(self.buf)
         cdef Py_ssize_t i = self.pos
         cdef Py_ssize_t stop, n, o = 0
-        cdef const unsigned char[:] view
-        cdef const unsigned char *base
+        cdef const unsigned char *base = <const unsigned char *>PyByteArray_AS_STRING(self.buf)
         cdef char *dst
         cdef bint done = False
         if i >= size:
             return b"", False
-        view = self.buf
-        base = &view[0]
         # Each input byte gives at most two output bytes (a bare CR or LF becomes CRLF).
         out = PyByteArray_FromStringAndSize(NULL, 2 * (size - i))
         dst = PyByteArray_AS_STRING(out)
@@ -165,17 +161,31 @@ cdef class LineReader:
         return PyBytes_FromStringAndSize(dst, o), done
 
 
-def wire_encode(const unsigned char[:] block, bint at_line_start):
+def wire_encode(block, bint at_line_start):
     """The inverse of DATA framing, for sending: -> (SMTP DATA bytes, at_line_start after).
-    Every bare CR or LF becomes CRLF and a dot starting a line is doubled. `block` must not
-    end in a CR whose LF may come in the next block (the caller holds such a CR back)."""
-    cdef Py_ssize_t size = block.shape[0]
+    Every bare CR or LF becomes CRLF and a dot starting a line is doubled. `block` (bytes,
+    bytearray or any other buffer) must not end in a CR whose LF may come in the next block
+    (the caller holds such a CR back)."""
+    cdef const unsigned char[:] view
+    # bytes and bytearray are read through their own pointer (a typed memoryview costs
+    # more than encoding a small message); other buffers through a memoryview
+    if type(block) is bytes:
+        return _wire_encode(<const unsigned char *>PyBytes_AS_STRING(block), PyBytes_GET_SIZE(block),
+                            at_line_start)
+    if type(block) is bytearray:
+        return _wire_encode(<const unsigned char *>PyByteArray_AS_STRING(block),
+                            PyByteArray_GET_SIZE(block), at_line_start)
+    view = block
+    if view.shape[0] == 0:
+        return b"", at_line_start
+    return _wire_encode(&view[0], view.shape[0], at_line_start)
+
+
+cdef tuple _wire_encode(const unsigned char *base, Py_ssize_t size, bint at_line_start):
     cdef Py_ssize_t i = 0, stop, n, o = 0
-    cdef const unsigned char *base
     cdef char *dst
     if size == 0:
         return b"", at_line_start
-    base = &block[0]
     out = PyByteArray_FromStringAndSize(NULL, 2 * size)   # ".\n" -> "..\r\n": at most double
     dst = PyByteArray_AS_STRING(out)
     while i < size:

@@ -251,6 +251,15 @@ cdef tuple _split_break(bytes line):
     return line, b""
 
 
+cdef inline Py_ssize_t _break_length(bytes line):
+    """Length of the line break (CRLF, LF or none) ending `line`."""
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(line)
+    cdef const char *data = PyBytes_AS_STRING(line)
+    if size and data[size - 1] == b'\n':
+        return 2 if size > 1 and data[size - 2] == b'\r' else 1
+    return 0
+
+
 cdef bytes _media_type(bytes content_type):
     value = content_type.split(b":", 1)[1]
     return value.split(b";", 1)[0].strip(SPACE_BYTES).lower()
@@ -435,6 +444,11 @@ cdef class MessageScanner:
                 self._emit_header(events)      # the next line's first byte is not a fold
             found = <const uchar *>memchr(data + index, LF, size - index)
             end = size if found == NULL else found + 1 - data
+            if found != NULL and not self.ev_line:   # a whole line in this chunk: one copy
+                line = _slice(data + index, min(end - index, MAX_EVENT + 2))
+                index = end
+                self._header_line(line, self.length + index, events)
+                continue
             self._line_add(data + index, end - index)
             index = end
             if found != NULL:
@@ -476,9 +490,9 @@ cdef class MessageScanner:
 
     cdef void _emit_header(self, list events):
         """The header without its final line break, cut at MAX_EVENT bytes."""
-        field = b"".join(self.ev_pending)
+        field = self.ev_pending[0] if len(self.ev_pending) == 1 else b"".join(self.ev_pending)
         if self.ev_pending_size == len(field):         # whole: take its line break off
-            field = _split_break(field)[0] if field.endswith(b"\n") else field
+            field = field[:len(field) - _break_length(field)]
         self.ev_pending = None
         events.append((HEADER, field[:MAX_EVENT]))
 
