@@ -1,9 +1,10 @@
 """Perf regression check.
 
 The comparison rules (tests/perf/regression.py) are tested here like any code, without
-timing. The measurement itself (`tests/perf/run --check --quick`: every workload against
-smtp-sink, compared with tests/perf/baseline.json) is marked `perf` and runs only with
-SMTPE_PERF=1, as it takes a minute and needs a machine that is not busy."""
+timing. The measurement itself (`tests/perf/run --check --quick --instructions`: every
+workload against smtp-sink, and workload b's instructions per message under callgrind,
+compared with tests/perf/baseline.json) is marked `perf` and runs only with SMTPE_PERF=1, as
+it takes a minute or two and needs a machine that is not busy."""
 import os
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def test_baselines_of_each_mode_are_kept(tmp_path):
 @pytest.mark.skipif(os.environ.get("SMTPE_PERF") != "1", reason="set SMTPE_PERF=1 to run the perf check")
 def test_no_workload_is_more_than_15_percent_below_its_baseline(tmp_path):
     command = [sys.executable, os.path.join(ROOT, "tests", "perf", "run"), "--check", "--quick",
-               "--json", str(tmp_path / "check.json")]
+               "--instructions", "--json", str(tmp_path / "check.json")]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=850)
     print(done.stdout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -72,3 +73,16 @@ def test_a_baseline_over_several_runs_keeps_the_worst_figure():
     merged = regression.merge_worst({"b": {"w1": 0.3}, "d": {"w1": 5.0}},
                                     {"b": {"w1": 0.4}, "d": {"w1": 6.0}})
     assert merged == {"b": {"w1": 0.3}, "d": {"w1": 6.0}}
+
+
+def test_instruction_counts_regress_when_they_grow_more_than_5_percent():
+    baseline = {"b": {"w1": 600000}}
+    counted = regression.instruction_summary({"b": {"instructions_per_msg": 620000, "messages": 2000},
+                                              "a": {"error": "valgrind failed"}})
+    assert counted == {"b": {"w1": 620000}}
+    rows = regression.compare(counted, baseline, tolerance=regression.INSTRUCTION_TOLERANCE, lower_is_better=True)
+    assert rows[0]["ok"]
+    rows = regression.compare({"b": {"w1": 640000}}, baseline, tolerance=regression.INSTRUCTION_TOLERANCE,
+                              lower_is_better=True)
+    assert not rows[0]["ok"]
+    assert regression.compare({}, baseline, lower_is_better=True)[0]["ok"] is False

@@ -135,9 +135,11 @@ def smtpe_source():
 
 class Smtpe:
     """The smtpe daemon in the foreground (`python -m smtpe -daemon ...`, or $SMTPE_BIN),
-    its log in `folder`. `profile`: a file for cProfile statistics (see profile_smtpe.py)."""
+    its log in `folder`. `profile`: a file for cProfile statistics (see profile_smtpe.py).
+    `wrapper`: a command that runs it (valgrind, see instructions.py)."""
 
-    def __init__(self, folder, script, workers, smart_host=None, options=None, env=None, profile=None):
+    def __init__(self, folder, script, workers, smart_host=None, options=None, env=None, profile=None,
+                 wrapper=()):
         self.folder = folder
         self.port = free_port()
         self.spool = os.path.join(folder, "spool")
@@ -165,6 +167,7 @@ class Smtpe:
             self.command = [os.environ["SMTPE_BIN"]]
         else:
             self.command = [sys.executable, "-m", "smtpe"]
+        self.command = list(wrapper) + self.command
         self.log_path = os.path.join(folder, "smtpe.log")
         self.process = None
         self._log = None
@@ -173,7 +176,11 @@ class Smtpe:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.command + self.args, cwd=self.folder, env=self.env,
                                         stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
-        wait_for_port(self.port, timeout=timeout, process=self.process)
+        try:
+            wait_for_port(self.port, timeout=timeout, process=self.process)
+        except BaseException:
+            self.stop()   # (nothing would stop a daemon that never answered)
+            raise
         return self
 
     @property

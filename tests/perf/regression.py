@@ -11,6 +11,10 @@ import json
 TOLERANCE = 0.15
 MEMORY_SLACK_KB = 0.5
 LOWER_IS_BETTER = {"d"}
+# Instructions per message (tests/perf/instructions.py) are kept as a mode of their own; the
+# count moves by well under 1% between runs, so 5% more is a real slowdown.
+INSTRUCTIONS_MODE = "instructions"
+INSTRUCTION_TOLERANCE = 0.05
 
 
 def summary(results):
@@ -27,15 +31,25 @@ def summary(results):
     return figures
 
 
-def compare(current, baseline, tolerance=TOLERANCE):
+def instruction_summary(counted):
+    """{workload: {"w1": instructions per message}} from tests/perf/instructions.py figures."""
+    return {name: {"w1": figures["instructions_per_msg"]} for name, figures in counted.items()
+            if figures.get("instructions_per_msg")}
+
+
+def compare(current, baseline, tolerance=TOLERANCE, lower_is_better=False):
     """-> list of dicts (workload, config, current, baseline, limit, ok) for every figure
     present in both; a figure missing from the current run (its measurement failed)
-    counts as a regression."""
+    counts as a regression. Lower is better for memory (d) and for every figure when
+    `lower_is_better` (instruction counts)."""
     rows = []
     for name, configs in sorted(baseline.items()):
         for config, base in sorted(configs.items()):
             value = current.get(name, {}).get(config)
-            if name in LOWER_IS_BETTER:
+            if lower_is_better:
+                limit = base * (1 + tolerance)
+                ok = value is not None and value <= limit
+            elif name in LOWER_IS_BETTER:
                 limit = base * (1 + tolerance) + MEMORY_SLACK_KB
                 ok = value is not None and value <= limit
             else:
@@ -94,8 +108,10 @@ def write_baseline(path, mode, figures, note=None):
         data = {}
     data["about"] = ("Perf baselines of tests/perf/run --check: per workload and worker "
                      "configuration, the ratio to smtp-sink measured in the same run (d: smtpe KB "
-                     "of RSS per idle connection). A figure more than %d%% worse fails the check."
-                     % round(TOLERANCE * 100))
+                     "of RSS per idle connection). A figure more than %d%% worse fails the check. "
+                     "'instructions': smtpe's instructions per message under callgrind "
+                     "(--instructions); %d%% more fails."
+                     % (round(TOLERANCE * 100), round(INSTRUCTION_TOLERANCE * 100)))
     data[mode] = figures
     if note:
         data.setdefault("notes", {})[mode] = note

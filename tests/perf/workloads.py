@@ -150,9 +150,10 @@ def start_dns_server(folder):
         return None
 
 
-def start_smtpe(folder, script, workers, sink_port, dns=None, profile=None, label=""):
+def start_smtpe(folder, script, workers, sink_port, dns=None, profile=None, label="", wrapper=(),
+                start_timeout=60):
     """smtpe with the trivial or the policy script, forwarding to the sink; its log and
-    spool in a folder of its own."""
+    spool in a folder of its own. `wrapper`: a command that runs it (valgrind)."""
     options = {}
     env = None
     if dns is not None:
@@ -164,7 +165,7 @@ def start_smtpe(folder, script, workers, sink_port, dns=None, profile=None, labe
     folder = os.path.join(folder, name)
     os.makedirs(folder, exist_ok=True)
     return peers.Smtpe(folder, path, workers, smart_host="127.0.0.1:%d" % sink_port, options=options,
-                       env=env, profile=profile).start()
+                       env=env, profile=profile, wrapper=wrapper).start(timeout=start_timeout)
 
 
 def ratio(value, reference):
