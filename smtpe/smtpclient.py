@@ -46,6 +46,7 @@ Connection reuse (a pool per Loop, i.e. per worker; `close_idle(loop)` empties i
   pipelines QUIT with its message). Idle connections are watched: a host that closes one
   or says anything unasked (a 421 before closing) has it dropped from the pool at once.
 """
+import functools
 import os
 import re
 import socket
@@ -84,6 +85,7 @@ _REPLY = re.compile(rb"(?:[2-5][0-9][0-9]-[^\n]{0,%d}\n){0,%d}[2-5][0-9][0-9](?:
                     % (LINE_LIMIT - 5, MAX_REPLY_LINES - 1, LINE_LIMIT - 5))
 _REPLY_LINE = re.compile(rb"[2-5][0-9][0-9](?:[ \r-][^\n]*)?\n")
 _CODES = {b"%d" % code: code for code in range(200, 600)}   # a third of int()'s cost on bytes
+_TEXT_STARTS = (ord(" "), ord("\r"))   # what follows the code on a reply's last line
 
 
 class Result:
@@ -173,6 +175,13 @@ def _guarded(method):
 
 
 class _Delivery:
+    # (one per forwarded message: slots spare the instance dict and its building)
+    __slots__ = ("loop", "arguments", "source", "timeouts", "on_done", "pipelining", "result", "finished",
+                 "pool", "hosts", "first_entry", "last_error", "attempt", "connector", "stream", "entry",
+                 "conn", "reusing", "keep", "rset_sent", "saw_421", "message", "steps", "settled",
+                 "abort_data", "quit_sent", "timer", "stall_mark", "chunks", "input", "reply_deadline",
+                 "sender", "recipients", "helo")
+
     def __init__(self, loop, hosts, sender, recipients, source, timeouts, helo_name, on_done, pipelining):
         self.loop = loop
         self.arguments = (hosts, sender, recipients, helo_name)
@@ -534,12 +543,16 @@ class _Delivery:
         data = self.input
         if not data:                      # (as when a reply is first awaited)
             return _NOTHING
-        match = _REPLY.match(data)
-        if match is None:
-            return self._partial_reply(data)
-        end = match.end()
+        code = _CODES.get(data[:3])
+        end = data.find(b"\n") + 1
+        # the usual one-line "250 text" reply is told without the regex
+        if code is None or not 4 < end <= LINE_LIMIT or data[3] not in _TEXT_STARTS:
+            match = _REPLY.match(data)
+            if match is None:
+                return self._partial_reply(data)
+            end = match.end()
+            code = _CODES[data[:3]]
         self.input = data[end:]
-        code = _CODES[data[:3]]
         if code == 421:
             self.saw_421 = True
         return Reply(code, data[:end], self.result.stage)
@@ -777,6 +790,7 @@ class _Pool:
 class _Message:
     """The message to send: bytes, or a spool file opened at once (so a vanished or
     unreadable file fails before any host is bothered)."""
+    __slots__ = ("data", "handle", "size")
 
     def __init__(self, source):
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -832,6 +846,7 @@ class WireEncoder:
     """Real message -> SMTP DATA content, fed block by block: every line end CRLF (bare CR
     or LF become CRLF), a dot doubled at the start of every line, and a terminator that adds
     the missing final CRLF."""
+    __slots__ = ("at_line_start", "held_cr")
 
     def __init__(self):
         self.at_line_start = True
@@ -892,6 +907,7 @@ _fqdn = None
 _NOT_IN_HELO = re.compile(rb"[ \t\r\n\0]")
 
 
+@functools.lru_cache(maxsize=64)   # the worker's one name, validated for every message
 def _helo(name):
     global _fqdn
     if name is None:
