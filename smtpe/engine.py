@@ -39,6 +39,7 @@ class HookOutcome:
 
 
 NOT_DEFINED = HookOutcome(defined=False)
+RETURNED_NOTHING = HookOutcome()   # (shared, never changed: most hooks return nothing)
 _NO_TABLES = (None, None, None)
 
 
@@ -85,6 +86,8 @@ class Context:
         self._close.append(callback)
 
     def hook_ended(self):
+        if not self._hook_end:     # (the usual case, after every hook)
+            return
         callbacks, self._hook_end = self._hook_end, []
         for callback in callbacks:
             callback()
@@ -219,7 +222,7 @@ def _finished(result):
     """A Lua step's result that is not "wait" -> the HookOutcome."""
     status = result[0]
     if status == b"done":
-        return HookOutcome(result[1:])
+        return HookOutcome(result[1:]) if len(result) > 1 else RETURNED_NOTHING
     if status == b"undefined":     # removed from the hook table since
         return NOT_DEFINED
     return HookOutcome((), _text(result[1]))
