@@ -269,10 +269,8 @@ class Session:
     # ---------------------------------------------------------------- hooks and replies
     def _hook(self, name, *args):
         """Run hook.<name>; -> (code, reply bytes or None). Lua errors are logged and give
-        the fail-safe 451 (the policy could not judge, so nothing is accepted)."""
-        if name.encode() not in self.engine.defined:
-            self.hook_failed = False
-            return 0, None
+        the fail-safe 451 (the policy could not judge, so nothing is accepted). A hook the
+        script lacks gives Engine.call_hook's NOT_DEFINED: no values, no error."""
         outcome = self.engine.call_hook(self.ctx, name, args)
         if isinstance(outcome, Wait):  # most hooks finish at once: no suspension then
             outcome = yield outcome

@@ -547,11 +547,10 @@ class _Delivery:
         end = data.find(b"\n") + 1
         # the usual one-line "250 text" reply is told without the regex
         if code is None or not 4 < end <= LINE_LIMIT or data[3] not in _TEXT_STARTS:
-            match = _REPLY.match(data)
+            match = _REPLY.match(data)   # (a match starts with a valid code: `code` is set)
             if match is None:
                 return self._partial_reply(data)
             end = match.end()
-            code = _CODES[data[:3]]
         self.input = data[end:]
         if code == 421:
             self.saw_421 = True

@@ -243,12 +243,8 @@ cdef inline bytes _slice(const uchar *data, Py_ssize_t size):
 
 cdef tuple _split_break(bytes line):
     """(content, line break) of a line that ends in LF, CRLF or nothing."""
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(line)
-    if size and line[size - 1] == LF:
-        if size > 1 and line[size - 2] == CR:
-            return line[:size - 2], line[size - 2:]
-        return line[:size - 1], line[size - 1:]
-    return line, b""
+    cdef Py_ssize_t content = PyBytes_GET_SIZE(line) - _break_length(line)
+    return line[:content], line[content:]
 
 
 cdef inline Py_ssize_t _break_length(bytes line):
