@@ -168,7 +168,7 @@ class Stream:
             self._deadline.set(timeout)
         else:
             self._deadline.clear()
-        if self._satisfy():
+        if (self._inbuf or self._eof) and self._satisfy():   # (nothing buffered: nothing to give)
             return
         if self.broken:  # a write failed: no answer can come, and the socket may never wake us
             self._finish(None, self.error)
@@ -194,11 +194,18 @@ class Stream:
         except OSError as exc:
             self._fail(exc.strerror or str(exc))
             return
+        reader = self._reader
         if data:
+            if reader is not None and reader[0] == "some" and not self._inbuf:
+                # the usual wait for a reply: hand over what arrived, no copy through the buffer
+                self._reader = None
+                self._deadline.clear()
+                reader[1](data)
+                return
             self._inbuf += data
         else:
             self._eof = True
-        if self._reader is None:
+        if reader is None:
             # Input nobody asked for yet stays buffered for the next request; but an EOF
             # would wake the loop for ever, and a talkative peer must not fill memory.
             if self._eof or len(self._inbuf) > UNREAD_LIMIT:

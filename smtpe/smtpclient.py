@@ -154,7 +154,11 @@ def send_mail(loop, hosts, sender, recipients, source, timeouts, helo_name, on_d
     (on_done is then never called); otherwise on_done(Result) once, from the loop.
     An idle pooled connection to the first host is used when there is one (module doc)."""
     delivery = _Delivery(loop, hosts, sender, recipients, source, timeouts, helo_name, on_done, pipelining)
-    loop.call_soon(delivery.start)
+    # Started at once (a pooled connection gets its MAIL in this very turn); a failure found
+    # before send_mail returns is reported on the next turn (see _report).
+    delivery.starting = True
+    delivery.start()
+    delivery.starting = False
     return delivery
 
 
@@ -180,7 +184,7 @@ class _Delivery:
                  "pool", "hosts", "first_entry", "last_error", "attempt", "connector", "stream", "entry",
                  "conn", "reusing", "keep", "rset_sent", "saw_421", "message", "steps", "settled",
                  "abort_data", "quit_sent", "timer", "stall_mark", "chunks", "input", "reply_deadline",
-                 "sender", "recipients", "helo")
+                 "sender", "recipients", "helo", "starting")
 
     def __init__(self, loop, hosts, sender, recipients, source, timeouts, helo_name, on_done, pipelining):
         self.loop = loop
@@ -215,6 +219,7 @@ class _Delivery:
         # replies (see _want_reply)
         self.input = b""             # received and not yet taken as a reply
         self.reply_deadline = 0.0
+        self.starting = False        # inside send_mail: a report must wait for the next turn
 
     # -- life cycle ----------------------------------------------------------------------
     def _start(self):
@@ -250,10 +255,10 @@ class _Delivery:
 
     def cancel(self):
         """The caller went away: drop the delivery without reporting."""
+        self.on_done = None          # (also a report still queued by _report)
         if self.finished:
             return
         self.finished = True
-        self.on_done = None
         if self.connector is not None:
             self.connector.cancel()
             self.connector = None
@@ -271,6 +276,12 @@ class _Delivery:
 
     def _report(self):
         self.finished = True
+        if self.starting:            # never from inside send_mail
+            self.loop.call_soon(self._call_on_done)
+        else:
+            self._call_on_done()
+
+    def _call_on_done(self):
         on_done, self.on_done = self.on_done, None
         if on_done is not None:
             on_done(self.result)
