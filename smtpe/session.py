@@ -368,12 +368,12 @@ class Session:
         if line is TOO_LONG:
             yield from self._send(self.replies.line_too_long(), hooks=True)
             return
-        if self.reader.pending() and not (self.helo_state == p.EHLO
-                                           and self.options.flag("rfc2920-pipelining-enable")):
-            self.is_pipelining = True
         client = self.ctx.client
+        if (not self.is_pipelining and self.reader.pending()
+                and not (self.helo_state == p.EHLO and self.options.flag("rfc2920-pipelining-enable"))):
+            self.is_pipelining = True   # (never false again: client's field is written once)
+            client[b"is_pipelining"] = True
         client[b"input"] = line
-        client[b"is_pipelining"] = self.is_pipelining
         verb, arg = p.split_command(line)
         if verb is None and self.worker.test_mode:
             yield from self._test_lua(line)
