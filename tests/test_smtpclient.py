@@ -418,6 +418,22 @@ def test_cancel_drops_the_delivery_silently():
     assert results == []
 
 
+def test_cancel_before_a_failure_is_reported():
+    """A failure found inside send_mail is reported on the next turn; a cancel() before that
+    turn means no report at all, as for any other cancelled delivery."""
+    loop = Loop()
+    results = []
+    handle = send_mail(loop, ["127.0.0.1:9"], b"a@x.org", [b"b@y.org"], b"", FAST, "client.test",
+                       results.append)   # an empty message fails before any connect
+    handle.cancel()
+    for _ in range(5):
+        loop.run_once(0.01)
+    assert results == []
+    send_mail(loop, ["127.0.0.1:9"], b"a@x.org", [b"b@y.org"], b"", FAST, "client.test", results.append)
+    loop.run_once(0.01)
+    assert [result.code for result in results] == [ERROR_IO]   # (not cancelled: reported)
+
+
 def test_unix_socket_host(tmp_path):
     """Host lists may name a unix socket path (a one-shot server speaking just enough SMTP)."""
     import threading
