@@ -98,7 +98,9 @@ def subjects(sink):
 # ---------------------------------------------------------------------------- TERM / INT
 @pytest.mark.parametrize("workers", [1, 2])
 def test_term_lets_open_transactions_finish_then_421_and_exit_0(tmp_path, start, workers, sink):
-    smtpe = start(workers=workers, smtp_drain_timeout=30)
+    # a listen queue for all fifty (see test_daemon's fifty-client test: with the default 20,
+    # a burst that meets a slow accept can leave a SYN-cookie client waiting for ever)
+    smtpe = start(workers=workers, smtp_drain_timeout=30, smtp_server_queue=64)
     count, go, errors, replies = 50, threading.Event(), [], {}
     in_transaction = threading.Semaphore(0)
 
