@@ -198,9 +198,7 @@ class Stream:
         if data:
             if reader is not None and reader[0] == "some" and not self._inbuf:
                 # the usual wait for a reply: hand over what arrived, no copy through the buffer
-                self._reader = None
-                self._deadline.clear()
-                reader[1](data)
+                self._finish(data)
                 return
             self._inbuf += data
         else:

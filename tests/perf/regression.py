@@ -46,11 +46,8 @@ def compare(current, baseline, tolerance=TOLERANCE, lower_is_better=False):
     for name, configs in sorted(baseline.items()):
         for config, base in sorted(configs.items()):
             value = current.get(name, {}).get(config)
-            if lower_is_better:
-                limit = base * (1 + tolerance)
-                ok = value is not None and value <= limit
-            elif name in LOWER_IS_BETTER:
-                limit = base * (1 + tolerance) + MEMORY_SLACK_KB
+            if lower_is_better or name in LOWER_IS_BETTER:
+                limit = base * (1 + tolerance) + (0 if lower_is_better else MEMORY_SLACK_KB)
                 ok = value is not None and value <= limit
             else:
                 limit = base * (1 - tolerance)
