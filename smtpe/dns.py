@@ -172,7 +172,7 @@ class Resolver:
         self._timer_when = None
         self._in_flight = 0          # c-ares lookups not yet called back (ours may have expired)
         self._queries = set()        # Query objects not yet done
-        self._ptr_memo = {}          # packed address -> (expires, PTR target or None)
+        self._ptr_memo = {}          # address text -> (expires, PTR target or None)
         # Per try, so that c-ares' doubling retries (t, 2t, 4t ...) add up to about the
         # budget, as the original's 3+6+12+24 = 45 s; our deadline enforces it exactly.
         per_try = max(self.max_timeout / (2 ** tries - 1), MIN_TRY_SECONDS)
@@ -253,18 +253,22 @@ class Resolver:
         record's TTL (NXDOMAIN: the SOA's negative TTL; failures are never kept), at most
         PTR_MEMO_TTL seconds, PTR_MEMO_SIZE addresses."""
         try:
-            text = address.decode() if isinstance(address, bytes) else address
-            ip = ipaddress.ip_address(text)
+            key = address.decode() if isinstance(address, bytes) else address
         except ValueError:
-            self.loop.call_soon(on_done, None)
-            return None
-        key = ip.packed
+            key = None
+        # (the memo is keyed by the text as given: looked up before the address is parsed,
+        # which costs more than the lookup; another spelling of an address is another entry)
         memo = self._ptr_memo.get(key)
         if memo is not None:
             if memo[0] > self.loop.time():
                 self.loop.call_soon(on_done, memo[1])
                 return None
             del self._ptr_memo[key]
+        try:
+            ip = ipaddress.ip_address(key)
+        except ValueError:
+            self.loop.call_soon(on_done, None)
+            return None
 
         def answered(response):
             target, ttl = _ptr_target(response)

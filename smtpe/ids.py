@@ -17,13 +17,36 @@ def time62(now=None):
     return "".join(BASE62[value % 62] for value in fields)
 
 
+# This process's id, kept current across fork (workers are forked): a getpid per session
+# id or log line would cost a system call each.
+_process_id = os.getpid()
+
+
+def _forked():
+    global _process_id
+    _process_id = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def process_id():
+    return _process_id
+
+
 class SessionIds:
     def __init__(self):
         self.counter = 0
+        self._second = None       # time62 of the last session's second (a busy worker
+        self._stamp = ""          # starts many per second; time62 costs more than the rest)
 
     def next_session(self):
         self.counter = self.counter % 65535 + 1
-        return "%s%05d%05d00" % (time62(), os.getpid() % 100000, self.counter)
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._stamp = time62(second)
+        return "%s%05d%05d00" % (self._stamp, _process_id % 100000, self.counter)
 
 
 class TransactionIds:

@@ -1,24 +1,13 @@
 """Logging: one line per event, to standard error (foreground, daemontools/multilog) or to
 syslog (detached). Lines of a connection carry its session or transaction id."""
-import os
 import sys
 import syslog as _syslog
 import time
 
+from .ids import process_id
+
 LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 _NAMES = {number: name for name, number in LEVELS.items()}
-
-# This process's id, kept current across fork (workers are forked): a getpid per line costs
-# a system call.
-_process_id = os.getpid()
-
-
-def _forked():
-    global _process_id
-    _process_id = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
 
 
 class Log:
@@ -80,7 +69,7 @@ class Log:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
-        line = "%s smtpe[%d] %s: %s\n" % (self._stamp, _process_id, _NAMES.get(level, level), message)
+        line = "%s smtpe[%d] %s: %s\n" % (self._stamp, process_id(), _NAMES.get(level, level), message)
         if self._batched is not None:
             if not self._batched:
                 self._loop.at_turn_end(self.flush)
