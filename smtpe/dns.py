@@ -252,12 +252,9 @@ class Resolver:
         response again (about 60 us per connection). Bounded like a resolver's cache: the
         record's TTL (NXDOMAIN: the SOA's negative TTL; failures are never kept), at most
         PTR_MEMO_TTL seconds, PTR_MEMO_SIZE addresses."""
-        try:
-            key = address.decode() if isinstance(address, bytes) else address
-        except ValueError:
-            key = None
-        # (the memo is keyed by the text as given: looked up before the address is parsed,
-        # which costs more than the lookup; another spelling of an address is another entry)
+        # The memo is keyed by the text as given: looked up before the address is parsed,
+        # which costs more than the lookup (another spelling of an address is another entry).
+        key = address.decode("ascii", "replace") if isinstance(address, bytes) else address
         memo = self._ptr_memo.get(key)
         if memo is not None:
             if memo[0] > self.loop.time():

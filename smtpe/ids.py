@@ -4,9 +4,10 @@ id_sess: six base-62 "time62" digits of the local time (years since 1900 mod 62,
 day-1, hour, minute, second), the pid (5 digits), a per-process session counter (5 digits)
 and "00". id_trans: id_sess with the last two characters replaced by a base-62 transaction
 number that starts at a random value per session."""
-import os
 import random
 import time
+
+from .stamps import SecondStamp, process_id
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -17,36 +18,14 @@ def time62(now=None):
     return "".join(BASE62[value % 62] for value in fields)
 
 
-# This process's id, kept current across fork (workers are forked): a getpid per session
-# id or log line would cost a system call each.
-_process_id = os.getpid()
-
-
-def _forked():
-    global _process_id
-    _process_id = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
-def process_id():
-    return _process_id
-
-
 class SessionIds:
     def __init__(self):
         self.counter = 0
-        self._second = None       # time62 of the last session's second (a busy worker
-        self._stamp = ""          # starts many per second; time62 costs more than the rest)
+        self._time62 = SecondStamp(time62)   # (a busy worker starts many sessions a second)
 
     def next_session(self):
         self.counter = self.counter % 65535 + 1
-        second = int(time.time())
-        if second != self._second:
-            self._second = second
-            self._stamp = time62(second)
-        return "%s%05d%05d00" % (self._stamp, _process_id % 100000, self.counter)
+        return "%s%05d%05d00" % (self._time62.now(), process_id() % 100000, self.counter)
 
 
 class TransactionIds:

@@ -4,10 +4,14 @@ import sys
 import syslog as _syslog
 import time
 
-from .ids import process_id
+from .stamps import SecondStamp, process_id
 
 LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 _NAMES = {number: name for name, number in LEVELS.items()}
+
+
+def _iso_time(second):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
 
 
 class Log:
@@ -18,8 +22,7 @@ class Log:
         self.set_verbose(verbose)
         self._batched = None      # lines waiting for flush(); None: each line written at once
         self._loop = None
-        self._second = None       # the time stamp is formatted once per second
-        self._stamp = ""
+        self._clock = SecondStamp(_iso_time)
         if to_syslog:
             _syslog.openlog("smtpe", _syslog.LOG_PID | _syslog.LOG_NDELAY, _syslog.LOG_MAIL)
 
@@ -65,11 +68,7 @@ class Log:
         if self.to_syslog:
             _syslog.syslog(level, message)
             return
-        second = int(time.time())
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
-        line = "%s smtpe[%d] %s: %s\n" % (self._stamp, process_id(), _NAMES.get(level, level), message)
+        line = "%s smtpe[%d] %s: %s\n" % (self._clock.now(), process_id(), _NAMES.get(level, level), message)
         if self._batched is not None:
             if not self._batched:
                 self._loop.at_turn_end(self.flush)

@@ -168,7 +168,7 @@ class Stream:
             self._deadline.set(timeout)
         else:
             self._deadline.clear()
-        if (self._inbuf or self._eof) and self._satisfy():   # (nothing buffered: nothing to give)
+        if self._satisfy():
             return
         if self.broken:  # a write failed: no answer can come, and the socket may never wake us
             self._finish(None, self.error)
@@ -215,8 +215,10 @@ class Stream:
         """Complete the read request from the buffer if possible; True when done."""
         if self._reader is None:
             return True
-        kind, callback, limit = self._reader
         buf = self._inbuf
+        if not buf and not self._eof:    # (the usual case of a new request: nothing to give)
+            return False
+        kind, callback, limit = self._reader
         if kind == "line":
             end = buf.find(b"\n")
             if end < 0 and len(buf) < limit and not self._eof:
@@ -239,8 +241,6 @@ class Stream:
             result = bytes(buf)
             buf.clear()
         else:
-            if not buf and not self._eof:
-                return False
             result = bytes(buf)
             buf.clear()
         return self._finish(result)

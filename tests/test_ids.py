@@ -4,7 +4,8 @@ import os
 import re
 import time
 
-from smtpe.ids import BASE62, SessionIds, TransactionIds, process_id, time62
+from smtpe.ids import BASE62, SessionIds, TransactionIds, time62
+from smtpe.stamps import process_id
 
 ID_SESS = re.compile(r"^[0-9A-Za-z]{6}\d{5}\d{5}00$")
 
