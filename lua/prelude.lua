@@ -25,59 +25,86 @@ end
 -- function after another; between two it is parked, yielding DONE (a marker no script can
 -- yield) with the results. A hook that fails kills its worker (Lua 5.1 cannot resume a
 -- coroutine after an error), and one abandoned while waiting is simply dropped.
+--
+-- Every step of a hook reports to Python by a number first (a number crosses into Python
+-- without making an object, a string does not): STEP_DONE, results... | STEP_WAIT, wait |
+-- STEP_ERROR, traceback | STEP_UNDEFINED. The engine (smtpe/engine.py) has the same numbers.
+local STEP_DONE, STEP_WAIT, STEP_ERROR, STEP_UNDEFINED = 0, 1, 2, 3
 local DONE = {}
 local idle, idle_count, IDLE_MAX = {}, 0, 32
+
+-- uri.found of the hook now running: the mime namespace (smtpe/api/mime.py) reads it from
+-- here, so that a resume sets it with a plain store, not through uri's __newindex.
+local uri_state = {}
+__engine_uri_state = uri_state
 
 local function run_hooks(fn, ...)
 	return run_hooks(yield(DONE, fn(...)))
 end
 
--- A worker: worker.begin(budget) before each hook; worker.resume(client, mime, uri_found,
--- ...) -> "done", results... | "wait", wait | "error", traceback. The budget (CPU seconds)
--- spans all resumes of one hook. The three tables are the connection's; every resume sets
--- them as globals, since other connections' hooks ran in between. The CPU clock is read
--- only in the count hook (a clock read is a system call, dearer than a short hook): each
--- resume is timed from its first check, so up to count_step instructions per resume go
--- uncounted.
+-- A worker: a table {co, remaining, resume, first}. The budget (CPU seconds, `remaining`)
+-- spans all resumes of one hook. worker.resume(client, mime, uri_found, ...) continues a
+-- waiting hook; worker.first(...) is the first step, which also hands the engine
+-- worker.resume should the hook wait. The three tables are the connection's; every resume
+-- sets them as globals, since other connections' hooks ran in between. The CPU clock is
+-- read only in the count hook (a clock read is a system call, dearer than a short hook):
+-- each resume is timed from its first check, so up to count_step instructions per resume
+-- go uncounted.
 local function new_worker()
 	local co = create(run_hooks)
-	local remaining, last = 0, nil
-	local worker = {}
+	local worker = { co = co, remaining = 0, last = nil }
 	sethook(co, function()
 		local now = clock()
+		local last = worker.last
 		if last then
-			remaining = remaining - (now - last)
+			local remaining = worker.remaining - (now - last)
+			worker.remaining = remaining
 			if remaining <= 0 then
 				error("hook exceeded its CPU time budget", 0)
 			end
 		end
-		last = now
+		worker.last = now
 		if memory_kb and gcinfo("count") > memory_kb then
 			error("hook exceeded the Lua memory bound: not enough memory", 0)
 		end
 	end, "", count_step)
+	local function park()
+		if idle_count < IDLE_MAX then
+			idle_count = idle_count + 1
+			idle[idle_count] = worker
+		end
+	end
 	local function settle(ok, first, ...)
 		if not ok then
-			return "error", traceback(co, tostring(first))
+			return STEP_ERROR, traceback(co, tostring(first))
 		end
 		if first == DONE then
-			if idle_count < IDLE_MAX then
-				idle_count = idle_count + 1
-				idle[idle_count] = worker
-			end
-			return "done", ...
+			park()
+			return STEP_DONE, ...
 		end
-		return "wait", first, ...
+		return STEP_WAIT, first, ...
 	end
-	function worker.begin(budget)
-		remaining = budget
+	local resume_worker
+	-- the first step: as settle, but a wait also hands over resume_worker
+	local function settle_first(ok, first, ...)
+		if not ok then
+			return STEP_ERROR, traceback(co, tostring(first))
+		end
+		if first == DONE then
+			park()
+			return STEP_DONE, ...
+		end
+		return STEP_WAIT, resume_worker, first, ...
 	end
-	function worker.resume(c, m, f, ...)
-		client, mime, uri.found = c, m, f
-		last = nil
+	function resume_worker(c, m, f, ...)
+		client, mime = c, m
+		uri_state.found = f
+		worker.last = nil
 		current = co
 		return settle(resume(co, ...))
 	end
+	worker.resume = resume_worker
+	worker.settle_first = settle_first
 	return worker
 end
 
@@ -89,39 +116,45 @@ local function take_worker(budget)
 	else
 		worker = new_worker()
 	end
-	worker.begin(budget)
+	worker.remaining = budget
 	return worker
 end
 
 -- A resumer for function fn run like a hook (+test mode): its first call starts fn.
 function __engine_spawn(fn, budget)
 	local worker, started = take_worker(budget), false
+	local resume_worker = worker.resume
 	return function(c, m, f, ...)
 		if started then
-			return worker.resume(c, m, f, ...)
+			return resume_worker(c, m, f, ...)
 		end
 		started = true
-		return worker.resume(c, m, f, fn, ...)
+		return resume_worker(c, m, f, fn, ...)
 	end
-end
-
-local function first_step(resumer, status, ...)
-	if status == "wait" then
-		return status, resumer, ...
-	end
-	return status, ...
 end
 
 -- A hook's first step in one call from Python (a call across lupa costs more than all the
--- Lua here): -> "undefined" | "done", results... | "error", traceback |
--- "wait", resumer, wait.
+-- Lua here), with no Lua call on the way that is not needed: -> STEP_UNDEFINED | STEP_DONE,
+-- results... | STEP_ERROR, traceback | STEP_WAIT, resumer, wait.
 function __engine_run(name, budget, c, m, f, ...)
 	local fn = hook[name]
 	if type(fn) ~= "function" then
-		return "undefined"
+		return STEP_UNDEFINED
 	end
-	local worker = take_worker(budget)
-	return first_step(worker.resume, worker.resume(c, m, f, fn, ...))
+	local worker = idle[idle_count]
+	if worker then
+		idle[idle_count] = nil
+		idle_count = idle_count - 1
+	else
+		worker = new_worker()
+	end
+	worker.remaining = budget
+	worker.last = nil
+	client, mime = c, m
+	uri_state.found = f
+	local co = worker.co
+	current = co
+	return worker.settle_first(resume(co, fn, ...))
 end
 
 -- A waiting API call: the Python function returns a Wait, which the hook's own coroutine
@@ -194,7 +227,8 @@ function __engine_guard_file_names()
 end
 
 function __engine_enter(c, m, f)
-	client, mime, uri.found = c, m, f
+	client, mime = c, m
+	uri_state.found = f
 end
 
 function __engine_load(path)

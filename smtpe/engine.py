@@ -38,6 +38,9 @@ class HookOutcome:
         self.defined = defined
 
 
+# What a step of a hook in Lua reports first (lua/prelude.lua has the same numbers).
+STEP_DONE, STEP_WAIT, STEP_ERROR, STEP_UNDEFINED = 0, 1, 2, 3
+
 NOT_DEFINED = HookOutcome(defined=False)
 RETURNED_NOTHING = HookOutcome()   # (shared, never changed: most hooks return nothing)
 _NO_TABLES = (None, None, None)
@@ -58,6 +61,7 @@ class Context:
         self.client[b"write"] = engine.client_write
         self.mime = None
         self.uri_found = None
+        self.tables = (self.client, None, None)   # what every step of a hook hands Lua
         self.message_tables = None  # what fills mime and uri_found (smtpe.api.mime)
         self.headers = []        # the editable header list of the current message (header.*)
         self.headers_dirty = False  # header.* changed it: rewrite the spool before forwarding
@@ -76,6 +80,7 @@ class Context:
             self.message_tables.close()
         tables = self.message_tables = self.engine.new_message_tables()
         self.mime, self.uri_found = tables.mime, tables.found
+        self.tables = (self.client, self.mime, self.uri_found)
         if self.run is not None:   # (every hook step hands Lua the tables: only a hook of this
             self.engine.enter(self)   # connection running now needs its globals set at once)
 
@@ -142,8 +147,8 @@ class HookRun(Wait):
         finishes or waits again."""
         engine = self.engine
         while True:
-            result = engine.lua_step(self.ctx, self.key, self.resumer, args)
-            if result[0] != b"wait":
+            result = engine.lua_resume(self.ctx, self.resumer, args)
+            if result[0] != STEP_WAIT:
                 self.finish(outcome=_finished(result))
                 return
             args = self.wait_on(result[1] if len(result) > 1 else None)
@@ -221,9 +226,9 @@ class HookRun(Wait):
 def _finished(result):
     """A Lua step's result that is not "wait" -> the HookOutcome."""
     status = result[0]
-    if status == b"done":
+    if status == STEP_DONE:
         return HookOutcome(result[1:]) if len(result) > 1 else RETURNED_NOTHING
-    if status == b"undefined":     # removed from the hook table since
+    if status == STEP_UNDEFINED:     # removed from the hook table since
         return NOT_DEFINED
     return HookOutcome((), _text(result[1]))
 
@@ -444,12 +449,20 @@ class Engine:
         if key not in self.defined:
             return NOT_DEFINED
         # Most hooks finish in their first step: no HookRun for them, only for one that waits.
-        result = self.lua_step(ctx, key, None, args)
-        if result[0] != b"wait":
+        self.current = ctx
+        try:
+            result = self._run(key, self.cpu_budget, *(ctx.tables if ctx is not None else _NO_TABLES), *args)
+        except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
+            result = (STEP_ERROR, str(exc))
+        if type(result) is not tuple:     # (a lone value comes unwrapped)
+            if result == STEP_DONE and (ctx is None or not ctx._hook_end):
+                return RETURNED_NOTHING   # the usual hook: returned nothing, nothing to clean up
+            result = (result,)
+        if result[0] != STEP_WAIT:
             outcome = _finished(result)
             self.after_hook(ctx, outcome)
             return outcome
-        run = HookRun(self, ctx, name, key, result[1], None)   # "wait", resumer, wait
+        run = HookRun(self, ctx, name, key, result[1], None)   # STEP_WAIT, resumer, wait
         if ctx is not None:
             ctx.run = run
         args = run.wait_on(result[2] if len(result) > 2 else None)
@@ -461,23 +474,19 @@ class Engine:
         """A hook ended: free what a memory-bound failure left, run ctx's hook-end cleanups."""
         if outcome.error is not None and "not enough memory" in outcome.error:
             self.collect_garbage()
-        if ctx is not None:
+        if ctx is not None and ctx._hook_end:
             ctx.hook_ended()
 
-    def lua_step(self, ctx, key, resumer, args):
-        """Run hook `key` (resumer None) or resume its coroutine, with ctx's tables as the
-        globals -> ("done", values...), ("wait", [resumer,] wait), ("error", text) or
-        ("undefined",)."""
+    def lua_resume(self, ctx, resumer, args):
+        """Resume a hook's coroutine with `args`, with ctx's tables as the globals ->
+        (STEP_DONE, values...), (STEP_WAIT, wait) or (STEP_ERROR, text)."""
         self.current = ctx
-        tables = (ctx.client, ctx.mime, ctx.uri_found) if ctx is not None else _NO_TABLES
+        tables = ctx.tables if ctx is not None else _NO_TABLES
         try:
-            if resumer is None:
-                result = self._run(key, self.cpu_budget, *tables, *args)
-            else:
-                result = resumer(*tables, *args)
+            result = resumer(*tables, *args)
         except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
-            return (b"error", str(exc))
-        return result if isinstance(result, tuple) else (result,)  # (a lone value comes unwrapped)
+            return (STEP_ERROR, str(exc))
+        return result if type(result) is tuple else (result,)  # (a lone value comes unwrapped)
 
     def run_hook(self, ctx, name, args, on_done):
         """Run hook.<name>(*args) for ctx; on_done(HookOutcome) once, possibly at once."""

@@ -94,7 +94,8 @@ class SocketTransport(ReadControl):
             return
         if sent == len(data):
             self._out, self._out_size = [], 0
-            self._notify_drained(True)
+            if self._drained:   # (rarely anyone waits for it)
+                self._notify_drained(True)
             return
         self._out, self._out_size = [data[sent:]], len(data) - sent
         self._writing = True

@@ -42,7 +42,7 @@ local demand = ...
 local uri, setmetatable, rawset = uri, setmetatable, rawset
 local pending = setmetatable({}, { __mode = "k" })   -- mime/found table -> serial: not read yet
 local parts_of = setmetatable({}, { __mode = "k" })  -- mime table -> its parts, until first read
-local found_now                                       -- uri.found of the hook now running
+local now = __engine_uri_state                        -- now.found: uri.found of the hook now running
 
 -- first read of a transaction's table: Python fills both if the dot is past, else notes that
 -- the script holds them (they are filled at the dot)
@@ -64,18 +64,20 @@ local mime_meta = { __index = function(m, key)
 	end
 end }
 
--- The engine sets uri.found = f at every resume (lua/prelude.lua, spawn): `found` stays out
--- of the raw table so that each of those lands here, and each read in __index.
+-- The engine keeps the uri.found of the hook now running in __engine_uri_state.found
+-- (lua/prelude.lua sets it at every resume): `found` stays out of the raw table of `uri`, so
+-- that each read comes to __index, and an assignment by a script goes there too.
 setmetatable(uri, {
 	__index = function(t, key)
 		if key == "found" then
-			settle(found_now)
-			return found_now
+			local found = now.found
+			settle(found)
+			return found
 		end
 	end,
 	__newindex = function(t, key, value)
 		if key == "found" then
-			found_now = value
+			now.found = value
 		else
 			rawset(t, key, value)
 		end
