@@ -113,8 +113,9 @@ class Session:
                     return
                 value = error = None
                 if request is READ:
-                    if self.reader.pending():
-                        continue  # new input arrived while we were busy
+                    # The dialogue has taken all it can from the buffer: what is left there
+                    # (part of a line, a dot that may end the message) needs more input. No
+                    # input arrives during a step, so none can be waiting unseen here.
                     if self.eof:
                         error = ClientGone(4, 0, "connection closed by client")
                         continue

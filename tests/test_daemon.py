@@ -122,6 +122,30 @@ def raw_session(port, chunks, read_timeout=10):
         return received.decode("latin-1")
 
 
+def test_a_line_in_pieces_is_answered_and_others_are_served_meanwhile(tmp_path, sink):
+    """A command line (or a message's last dot) that arrives in pieces waits for the rest
+    without holding the worker: the dialogue used to spin on the incomplete line for ever,
+    one core at 100% and every other client of the worker unanswered."""
+    with daemon(tmp_path, smtp_smart_host="127.0.0.1:%d" % sink.port) as smtpe:
+        with socket.create_connection(("127.0.0.1", smtpe.port), timeout=10) as slow:
+            assert slow.recv(1000).startswith(b"220")
+            slow.sendall(b"HELO pie")
+            time.sleep(0.2)
+            send(smtpe.port, "a@x.org", ["b@y.org"], b"Subject: meanwhile\r\n\r\nbody\r\n")
+            slow.sendall(b"ces.test\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n")
+            replies = b""
+            while replies.count(b"\r\n") < 4:
+                replies += slow.recv(1000)
+            assert replies.startswith(b"250 Hello pieces.test")
+            assert replies.split(b"\r\n")[3].startswith(b"354")
+            slow.sendall(b"Subject: slow\r\n\r\nbody\r\n.")
+            time.sleep(0.2)
+            slow.sendall(b"\r\n")
+            assert slow.recv(1000).startswith(b"250 ")
+    assert [message.data for message in sink.messages] == [b"Subject: meanwhile\r\n\r\nbody\r\n",
+                                                          b"Subject: slow\r\n\r\nbody\r\n"]
+
+
 @pytest.mark.parametrize("smuggle", [b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\n"])
 def test_smuggling_sequences_never_end_data(tmp_path, sink, smuggle):
     with daemon(tmp_path, smtp_smart_host="127.0.0.1:%d" % sink.port) as smtpe:

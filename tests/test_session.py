@@ -533,3 +533,41 @@ def test_a_command_naming_the_spool_file_finds_it_written(tmp_path):
     client = helo(harness)
     client.send("MAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
     assert client.send("Subject: m\r\n\r\nbody\r\n.\r\n") == "250 status 0\r\n"
+
+
+# -- input in pieces ------------------------------------------------------------------------
+# a client's writes, each waiting for its reply
+SESSION_WRITES = [b"EHLO client.example\r\n", b"MAIL FROM:<a@x.org>\r\n", b"RCPT TO:<b@y.org>\r\n",
+                  b"DATA\r\n", b"Subject: s\r\n\r\nline\r\n..dot\r\nbare\rCR\r\n.\r\n", b"NOOP\r\n",
+                  b"QUIT\r\n"]
+
+
+def _replies(tmp_path, name, pieces):
+    folder = tmp_path / name
+    folder.mkdir()
+    client = Harness(folder, QUIET).connect()
+    output = client.new_output()
+    for piece in pieces:
+        output += client.send(piece)
+    return ids(output)
+
+
+@pytest.mark.timeout(60)
+def test_a_session_fed_one_byte_at_a_time_gets_the_same_replies(tmp_path):
+    """Every command line and the message arrive in one-byte pieces: each partial line and a
+    dot that may end the message wait for more input (they used to make the dialogue spin
+    for ever), and the replies are those of the same session sent in one piece."""
+    whole = _replies(tmp_path, "whole", SESSION_WRITES)
+    everything = b"".join(SESSION_WRITES)
+    bytewise = _replies(tmp_path, "bytewise", [everything[i:i + 1] for i in range(len(everything))])
+    assert bytewise == whole
+    assert whole.count("\r\n250 ") == 4 and "\r\n221 " in whole
+
+
+@pytest.mark.timeout(30)
+def test_a_partial_line_then_end_of_input_closes_the_session(harness):
+    client = harness.connect()
+    client.new_output()
+    assert client.send("QUI") == ""
+    client.close_input()
+    assert client.closed
