@@ -8,6 +8,8 @@ import itertools
 import selectors
 import time
 
+from ._speedups.timers import Deadline, Timer  # noqa: F401  (Deadline: for the loop's users)
+
 # Cancelled timers stay in the heap until they reach its top (a read timeout of 300 s that
 # was cancelled after a millisecond stays for 300 s); once they are the majority of a heap
 # this large, the heap is rebuilt without them, so its size follows the live timers.
@@ -15,70 +17,6 @@ COMPACT_MIN = 512
 
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
-
-
-class Timer:
-    """A pending call_later; cancel() is cheap (lazy removal from the heap)."""
-    __slots__ = ("when", "callback", "args", "cancelled", "_loop")
-
-    def __init__(self, when, callback, args, loop=None):
-        self.when = when
-        self.callback = callback
-        self.args = args
-        self.cancelled = False
-        self._loop = loop      # while the timer is in that loop's heap
-
-    def cancel(self):
-        if self.cancelled:
-            return
-        self.cancelled = True
-        self.callback = self.args = None
-        loop, self._loop = self._loop, None
-        if loop is not None:
-            loop._timer_cancelled()
-
-
-class Deadline:
-    """A deadline that moves all the time (a read timeout per request, an idle timeout per
-    wait for input) on one lazily kept timer: `set` costs no heap push unless the deadline
-    comes nearer than the timer armed; a timer that fires early re-arms itself for what is
-    left. on_expiry() runs once the deadline passes while set."""
-    __slots__ = ("loop", "on_expiry", "when", "timer")
-
-    def __init__(self, loop, on_expiry):
-        self.loop = loop
-        self.on_expiry = on_expiry
-        self.when = None          # None: no deadline (the timer may stay armed: it finds none)
-        self.timer = None
-
-    def set(self, seconds):
-        when = self.when = self.loop.time() + seconds
-        timer = self.timer
-        if timer is None or timer.when > when:
-            if timer is not None:
-                timer.cancel()
-            self.timer = self.loop.call_later(seconds, self._check)
-
-    def clear(self):
-        self.when = None
-
-    def cancel(self):
-        """For good: no timer left in the loop."""
-        self.when = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def _check(self):
-        self.timer = None
-        if self.when is None:
-            return
-        remaining = self.when - self.loop.time()
-        if remaining > 0:
-            self.timer = self.loop.call_later(remaining, self._check)
-        else:
-            self.when = None
-            self.on_expiry()
 
 
 class Loop:

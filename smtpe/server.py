@@ -14,7 +14,7 @@ from .protocol import PathRules, Replies
 from .ratelimit import ClientRates, GlobalRate
 from .session import Session
 from .smtpclient import Timeouts, close_idle
-from .transport import SocketTransport
+from ._speedups.transport import SocketTransport
 
 ACCEPTS_PER_WAKEUP = 64
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)

@@ -54,7 +54,7 @@ from collections import namedtuple
 
 from ._speedups.linereader import wire_encode
 from .hostlist import split_hosts
-from .netclient import Stream
+from . import netclient
 from .protocol import REPLY_CODES
 
 Timeouts = namedtuple("Timeouts", "connect command dot")  # seconds
@@ -328,7 +328,7 @@ class _Delivery:
         self.result.stage = "connect"
         self.attempt += 1
         attempt = self.attempt
-        connector = Stream.connect(self.loop, [entry], DEFAULT_PORT, self.timeouts.connect, self._connected_cb)
+        connector = netclient.connect(self.loop, [entry], DEFAULT_PORT, self.timeouts.connect, self._connected_cb)
         # The connector may already have failed inside connect() and moved on to the next
         # host (or given up): keep only the one still connecting.
         if attempt == self.attempt and not self.finished and self.stream is None:
@@ -513,10 +513,10 @@ class _Delivery:
     # Replies are cut straight from the bytes the stream delivers (pipelined replies come in
     # one piece): no call per line, no read request per reply that is already here.
     def _want_reply(self, timeout):
-        """-> the next Reply when it is in self.input already; else None, and
-        _reply_arrived(reply) follows when it has arrived (or the failure has been dealt
-        with). The whole reply, however many lines, has one deadline."""
-        reply = self._take_reply()
+        """-> the next Reply when it is in self.input already; else None, and the dialogue
+        goes on when it has arrived (or the failure has been dealt with). The whole reply,
+        however many lines, has one deadline."""
+        reply = self._take_reply() if self.input else _NOTHING   # (nothing here: the usual case)
         if reply is _NOTHING:
             self.reply_deadline = self.loop.time() + timeout
             self.stream.read_some(self._input_cb, timeout)
@@ -535,18 +535,16 @@ class _Delivery:
                 self._read_failed(ERROR_TIMEOUT, "timed out waiting for a reply")
             else:
                 self.stream.read_some(self._input_cb, remaining)
-        elif reply is not None:
-            self._reply_arrived(reply)
-
-    _input_cb = _guarded(_input_arrived)
-
-    def _reply_arrived(self, reply):
-        # (no bound method kept on self for this: a cycle would leave every delivery to
-        # the garbage collector)
-        if self.steps is None:            # no dialogue yet: it is the greeting
+        elif reply is None:
+            return                        # (not a reply: the failure has been dealt with)
+        elif self.steps is None:          # no dialogue yet: it is the greeting
             self._greeted(reply)
         else:
             self._run(reply)
+
+    # (made once per method, not a bound method kept on self: a cycle would leave every
+    # delivery to the garbage collector)
+    _input_cb = _guarded(_input_arrived)
 
     def _take_reply(self):
         """Cut the next complete reply from self.input: -> the Reply, _NOTHING when more

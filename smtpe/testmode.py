@@ -4,7 +4,7 @@ services) and its results are printed. QUIT or end of input ends it."""
 import os
 
 from .server import Worker
-from .transport import ReadControl
+from ._speedups.transport import ReadControl
 
 
 class StdioTransport(ReadControl):

@@ -7,7 +7,7 @@ import pytest
 
 from smtpe.log import Log
 from smtpe.loop import Loop
-from smtpe.transport import SocketTransport
+from smtpe._speedups.transport import SocketTransport
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import socket
 
 import pytest
 
-from smtpe.netclient import UNREAD_LIMIT, Stream
+from smtpe import netclient
+from smtpe.netclient import UNREAD_LIMIT
 
 
 @pytest.fixture
@@ -15,7 +16,7 @@ def connected(loop):
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     streams = []
-    Stream.connect(loop, ["127.0.0.1:%d" % listener.getsockname()[1]], None, 5,
+    netclient.connect(loop, ["127.0.0.1:%d" % listener.getsockname()[1]], None, 5,
                    lambda stream, reason=None: streams.append(stream))
     peer, _ = listener.accept()
     listener.close()

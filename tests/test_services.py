@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from smtpe.netclient import Stream
+from smtpe import netclient
 from smtpe.services.clamd import ClamdJob
 from smtpe.services.http import HttpJob, Url, date_to_seconds
 from smtpe.services.spamd import SpamdJob, split_headers
@@ -228,7 +228,7 @@ def test_stream_write_error_stops_watching_the_socket(loop, peer):
     errored socket is always writable, so the loop spun until the stream was closed."""
     dropping = peer("drop", read_bytes=1)
     streams = []
-    Stream.connect(loop, [dropping.address], None, 5, lambda stream, reason=None: streams.append(stream))
+    netclient.connect(loop, [dropping.address], None, 5, lambda stream, reason=None: streams.append(stream))
     deadline = time.monotonic() + 5
     while not streams and time.monotonic() < deadline:
         loop.run_once(0.05)

@@ -111,13 +111,13 @@ def test_spool_files_and_strings_share_the_connection(client, tmp_path):
 
 def test_postfix_smtp_sink_takes_many_messages_on_one_connection(client, tmp_path, monkeypatch):
     connects = []
-    real_connect = smtpclient.Stream.connect
+    real_connect = smtpclient.netclient.connect
 
     def counting_connect(*args, **kwargs):
         connects.append(args[1])
         return real_connect(*args, **kwargs)
 
-    monkeypatch.setattr(smtpclient.Stream, "connect", counting_connect)
+    monkeypatch.setattr(smtpclient.netclient, "connect", counting_connect)
     with SmtpSink(tmp_path) as sink:
         for number in range(10):
             result = client.send([sink.address], message(number))

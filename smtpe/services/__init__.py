@@ -11,7 +11,7 @@ import ipaddress
 import os
 import socket
 
-from ..netclient import Stream
+from .. import netclient
 
 CHUNK_SIZE = 65536  # bytes of a file read and queued per loop turn while sending
 
@@ -35,7 +35,7 @@ class Job:
     # -- life cycle ----------------------------------------------------------------------
     def start(self):
         """Connect and run the exchange; the job may finish (fail) before this returns."""
-        connector = Stream.connect(self.loop, self.hosts, self.default_port, self.timeout,
+        connector = netclient.connect(self.loop, self.hosts, self.default_port, self.timeout,
                                    self.guard(self._connected, always=True))
         if not self.finished:
             self.connector = connector
