@@ -42,14 +42,15 @@ local function run_hooks(fn, ...)
 	return run_hooks(yield(DONE, fn(...)))
 end
 
--- A worker: a table {co, remaining, resume, first}. The budget (CPU seconds, `remaining`)
--- spans all resumes of one hook. worker.resume(client, mime, uri_found, ...) continues a
--- waiting hook; worker.first(...) is the first step, which also hands the engine
--- worker.resume should the hook wait. The three tables are the connection's; every resume
--- sets them as globals, since other connections' hooks ran in between. The CPU clock is
--- read only in the count hook (a clock read is a system call, dearer than a short hook):
--- each resume is timed from its first check, so up to count_step instructions per resume
--- go uncounted.
+-- A worker: a table {co, remaining, last, resume}. The budget (CPU seconds, `remaining`)
+-- spans all resumes of one hook. worker.resume(client, mime, uri_found, ...) makes each step
+-- (the first one passes the hook function first) -> STEP_DONE, results... | STEP_ERROR,
+-- traceback | STEP_WAIT, worker.resume, wait (the engine keeps the resumer of a hook that
+-- waits). The three tables are the
+-- connection's; every resume sets them as globals, since other connections' hooks ran in
+-- between. The CPU clock is read only in the count hook (a clock read is a system call,
+-- dearer than a short hook): each resume is timed from its first check, so up to count_step
+-- instructions per resume go uncounted.
 local function new_worker()
 	local co = create(run_hooks)
 	local worker = { co = co, remaining = 0, last = nil }
@@ -68,30 +69,16 @@ local function new_worker()
 			error("hook exceeded the Lua memory bound: not enough memory", 0)
 		end
 	end, "", count_step)
-	local function park()
-		if idle_count < IDLE_MAX then
-			idle_count = idle_count + 1
-			idle[idle_count] = worker
-		end
-	end
+	local resume_worker
 	local function settle(ok, first, ...)
 		if not ok then
 			return STEP_ERROR, traceback(co, tostring(first))
 		end
 		if first == DONE then
-			park()
-			return STEP_DONE, ...
-		end
-		return STEP_WAIT, first, ...
-	end
-	local resume_worker
-	-- the first step: as settle, but a wait also hands over resume_worker
-	local function settle_first(ok, first, ...)
-		if not ok then
-			return STEP_ERROR, traceback(co, tostring(first))
-		end
-		if first == DONE then
-			park()
+			if idle_count < IDLE_MAX then
+				idle_count = idle_count + 1
+				idle[idle_count] = worker
+			end
 			return STEP_DONE, ...
 		end
 		return STEP_WAIT, resume_worker, first, ...
@@ -104,7 +91,6 @@ local function new_worker()
 		return settle(resume(co, ...))
 	end
 	worker.resume = resume_worker
-	worker.settle_first = settle_first
 	return worker
 end
 
@@ -134,27 +120,14 @@ function __engine_spawn(fn, budget)
 end
 
 -- A hook's first step in one call from Python (a call across lupa costs more than all the
--- Lua here), with no Lua call on the way that is not needed: -> STEP_UNDEFINED | STEP_DONE,
--- results... | STEP_ERROR, traceback | STEP_WAIT, resumer, wait.
+-- Lua here): -> STEP_UNDEFINED | STEP_DONE, results... | STEP_ERROR, traceback |
+-- STEP_WAIT, resumer, wait.
 function __engine_run(name, budget, c, m, f, ...)
 	local fn = hook[name]
 	if type(fn) ~= "function" then
 		return STEP_UNDEFINED
 	end
-	local worker = idle[idle_count]
-	if worker then
-		idle[idle_count] = nil
-		idle_count = idle_count - 1
-	else
-		worker = new_worker()
-	end
-	worker.remaining = budget
-	worker.last = nil
-	client, mime = c, m
-	uri_state.found = f
-	local co = worker.co
-	current = co
-	return worker.settle_first(resume(co, fn, ...))
+	return take_worker(budget).resume(c, m, f, fn, ...)
 end
 
 -- A waiting API call: the Python function returns a Wait, which the hook's own coroutine

@@ -151,7 +151,7 @@ class HookRun(Wait):
             if result[0] != STEP_WAIT:
                 self.finish(outcome=_finished(result))
                 return
-            args = self.wait_on(result[1] if len(result) > 1 else None)
+            args = self.wait_on(result[2] if len(result) > 2 else None)   # STEP_WAIT, resumer, wait
             if args is None:
                 return
 
@@ -479,7 +479,7 @@ class Engine:
 
     def lua_resume(self, ctx, resumer, args):
         """Resume a hook's coroutine with `args`, with ctx's tables as the globals ->
-        (STEP_DONE, values...), (STEP_WAIT, wait) or (STEP_ERROR, text)."""
+        (STEP_DONE, values...), (STEP_WAIT, resumer, wait) or (STEP_ERROR, text)."""
         self.current = ctx
         tables = ctx.tables if ctx is not None else _NO_TABLES
         try:
