@@ -37,7 +37,8 @@ def cython_imports():
             for line in handle:
                 match = re.match(r"\s*(?:from\s+([\w.]+)\s+import\s|import\s+([\w.]+))", line)
                 name = match and (match.group(1) or match.group(2))
-                if name and not name.startswith(("libc", "libcpp", "cpython", "cython")):
+                # (a relative import names a sibling, collected with the package anyway)
+                if name and not name.startswith((".", "libc", "libcpp", "cpython", "cython")):
                     names.add(name)
     return sorted(names)
 
