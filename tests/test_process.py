@@ -263,18 +263,52 @@ def _root():
 
 
 # ---------------------------------------------------------------------------- workers=2
+# EHLO busy.test keeps its worker on the CPU for a second: a connection made meanwhile goes
+# to the other worker (both wait on one listening socket, and while both are idle the same
+# one tends to win every accept).
+BUSYABLE = VERSIONED % "v1" + """
+local log_port = hook.ehlo
+function hook.ehlo(arg)
+    log_port(arg)
+    if arg == "busy.test" then
+        local started = os.clock()
+        while os.clock() - started < 1 do end
+    end
+end
+"""
+
+
+def while_busy(control, action):
+    """Run action() while the worker serving `control` (an smtplib client) burns its second."""
+    burner = threading.Thread(target=control.ehlo, args=("busy.test",))
+    burner.start()
+    time.sleep(0.2)   # (the EHLO has reached the worker)
+    try:
+        return action()
+    finally:
+        burner.join()
+
+
 def test_killed_worker_costs_only_its_clients_and_comes_back(tmp_path, start, sink):
-    smtpe = start(workers=2)
+    smtpe = start(BUSYABLE, workers=2)
     wait_until(lambda: len(live_workers(smtpe)) == 2, what="two workers")
     clients = {}   # pid -> open clients in a transaction
+    controls = []  # one idle client per worker, to keep that worker busy
+
+    def connect(helo):
+        conn = smtplib.SMTP("127.0.0.1", smtpe.port, timeout=30)
+        conn.ehlo(helo)
+        return serving_pid(smtpe, conn), conn
+
     try:
-        for attempt in range(60):
-            conn = smtplib.SMTP("127.0.0.1", smtpe.port, timeout=30)
-            conn.ehlo("c%d.test" % attempt)
+        controls.append(connect("control1.test"))
+        controls.append(while_busy(controls[0][1], lambda: connect("control2.test")))
+        assert controls[0][0] != controls[1][0]
+        for attempt in range(4):   # two clients for each worker, made while the other is busy
+            other_control = controls[0][1] if attempt < 2 else controls[1][1]
+            pid, conn = while_busy(other_control, lambda: connect("c%d.test" % attempt))
             conn.mail("s%d@x.org" % attempt)
-            clients.setdefault(serving_pid(smtpe, conn), []).append((attempt, conn))
-            if len(clients) == 2 and min(len(c) for c in clients.values()) >= 2:
-                break
+            clients.setdefault(pid, []).append((attempt, conn))
         assert len(clients) == 2, "connections did not spread over both workers"
         victim, survivor = sorted(clients, key=lambda pid: len(clients[pid]))
         os.kill(victim, signal.SIGKILL)
@@ -290,18 +324,15 @@ def test_killed_worker_costs_only_its_clients_and_comes_back(tmp_path, start, si
                    what="a new worker")
         assert re.search(r"worker %d ended \(signal 9\); starting another" % victim, smtpe.log)
         newcomer = (set(live_workers(smtpe)) - {survivor}).pop()
-        for number in range(100, 160):   # new clients work, and the newcomer serves some
-            with smtplib.SMTP("127.0.0.1", smtpe.port, timeout=30) as conn:
-                conn.ehlo("n.test")
-                if serving_pid(smtpe, conn) == newcomer:
-                    break
-        else:
-            pytest.fail("the new worker served none of 60 connections")
+        # new clients work, and the newcomer takes them while the survivor is busy
+        survivor_control = next(conn for pid, conn in controls if pid == survivor)
+        pid, conn = while_busy(survivor_control, lambda: connect("n.test"))
+        conn.quit()
+        assert pid == newcomer
         assert transaction(smtpe.port, 999) == "2.1.0 policy v1"
     finally:
-        for conns in clients.values():
-            for _, conn in conns:
-                conn.close()
+        for conn in [conn for conns in clients.values() for _, conn in conns] + [c for _, c in controls]:
+            conn.close()
     assert sorted(subjects(sink)) == sorted([n for n, _ in clients[survivor]] + [999])
     assert smtpe.stop() == 0
 
