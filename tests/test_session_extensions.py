@@ -1,6 +1,12 @@
-"""AUTH, XCLIENT, pipelining detection, client.write and close codes, in-process."""
+"""AUTH, XCLIENT, pipelining detection, client.write and close codes, input in any pieces,
+in-process."""
 import base64
+import re
+import shutil
+import tempfile
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.inproc import Harness
 
@@ -217,3 +223,50 @@ def test_lua_cannot_reach_python_internals(tmp_path):
     client = harness.connect()
     client.new_output()
     assert client.send("NOOP\r\n") == "250 false false\r\n"
+
+
+# -- any command, any chunking --------------------------------------------------------------
+# A client's writes, each sent once the reply to the one before has come: every command the
+# dialogue knows, good and bad, AUTH with its challenges, a message with dot-stuffing and bare
+# line ends, an empty one, one with an overlong line, an overlong command line.
+WRITES = [
+    b"EHLO client.example\r\n", b"HELP\r\n", b"NOOP\r\n", b"BOGUS x\r\n", b"RCPT TO:<b@y.org>\r\n",
+    b"AUTH LOGIN\r\n", b"YWxpY2U=\r\n", b"c2VjcmV0\r\n",
+    b"MAIL FROM:<a@x.org> SIZE=100 BODY=8BITMIME\r\n", b"RCPT TO:<not an address>\r\n",
+    b"RCPT TO:<b@Y.org>\r\n", b"DATA\r\n",
+    b"Subject: pieces\r\n\r\n.leading dot\r\n..two\r\nbare\rCR and bare\nLF\r\n" + b"x" * 900 + b"\r\n.\r\n",
+    b"RSET\r\n", b"MAIL FROM:<>\r\n", b"RCPT TO:<c@y.org>\r\n", b"DATA\r\n", b".\r\n",
+    b"MAIL FROM:<a@x.org>\r\n", b"RCPT TO:<d@y.org>\r\n", b"DATA\r\n", b"z" * 5000 + b"\r\n.\r\n",
+    b"Y" * 1200 + b"\r\n", b"QUIT\r\n",
+]
+
+
+def _transcript(pieces_of_writes):
+    folder = tempfile.mkdtemp(prefix="smtpe-pieces-")
+    try:
+        client = Harness(folder, AUTH_SCRIPT).connect()
+        replies = [client.new_output()]
+        for pieces in pieces_of_writes:
+            replies.append("".join(client.send(piece) for piece in pieces))
+        return [re.sub(r"\b[0-9A-Za-z]{6}\d{10}[0-9A-Za-z]{2}\b", "<ID>", reply) for reply in replies]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+WHOLE = []
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_any_chunking_of_the_client_writes_gives_the_same_replies(data):
+    """Each write cut in up to six pieces at random points (a command or its line end split,
+    the message's final dot alone ...): the replies are those of the writes sent whole. A
+    partial line used to make the dialogue spin for ever."""
+    if not WHOLE:
+        WHOLE.extend(_transcript([[write] for write in WRITES]))
+        assert WHOLE[1].startswith("250-Hello") and "235 2.7.0 welcome alice" in WHOLE[8]
+    cut = []
+    for write in WRITES:
+        points = sorted(set(data.draw(st.lists(st.integers(1, len(write) - 1), max_size=5))))
+        cut.append([write[start:end] for start, end in zip([0] + points, points + [len(write)])])
+    assert _transcript(cut) == WHOLE
