@@ -5,8 +5,10 @@ A sample goes to the component of its innermost smtpe frame: socket calls count 
 module that makes them, standard-library frames (selectors, re, socket.py) for the smtpe
 module that called them. (Attributing whole stacks would be wrong here: the dialogue
 continues inside the callbacks of hooks and deliveries.) Code in C (Lua, the Cython line
-reader and scanner) counts for the Python frame that called it. Threads other than the
-event loop (pycares' idle shutdown thread) are left out.
+reader and scanner, the compiled client socket transport, outbound stream and timers)
+counts for the Python frame that called it: a client's reads and replies mostly for the
+event loop, the session or the end of its turn, the smart host's for smtpclient. Threads
+other than the event loop (pycares' idle shutdown thread) are left out.
 
     python tests/perf/breakdown.py samples.txt
 """
@@ -21,11 +23,11 @@ COMPONENTS = [
     ("spool file", ("spool.py",)),
     ("logging", ("smtpe/log.py",)),
     ("DATA: line reader, scanner (delivery)", ("delivery.py",)),
-    ("client socket send/recv/close (transport)", ("transport.py",)),
     ("accepting connections (server)", ("smtpe/server.py",)),
     ("SMTP dialogue (session, protocol, options)",
      ("session.py", "protocol.py", "smtpe/ids.py", "options.py", "waits.py")),
-    ("event loop (select, timers)", ("smtpe/loop.py",)),
+    # (the compiled client transport's reads and end-of-turn sends count here: the loop calls it)
+    ("event loop and the client socket (select, timers, recv, send)", ("smtpe/loop.py",)),
 ]
 
 
