@@ -2,6 +2,7 @@
 script, QUIT exits), and the Session per connection. Knows no SMTP details."""
 import errno
 import gc
+import math
 import signal
 import socket
 
@@ -17,8 +18,16 @@ from .smtpclient import Timeouts, close_idle
 from ._speedups.transport import SocketTransport
 
 ACCEPTS_PER_WAKEUP = 64
+STOP_GRACE = 10   # seconds a stop may be overdue (QUIT: at all) before the watchdog ends it
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 _held = []
+
+
+def _arm_watchdog(seconds):
+    """SIGALRM (default action: end the process) in `seconds`, or earlier if already due."""
+    earlier = signal.alarm(seconds)
+    if earlier and earlier < seconds:
+        signal.alarm(earlier)
 
 
 def hold_signals():
@@ -198,11 +207,21 @@ class Worker:
         self._signal_socket = (reader, writer)
         signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         for number in SIGNALS:
-            signal.signal(number, lambda *_: None)  # handled in the loop via the wakeup fd
+            signal.signal(number, self._signal_arrived)  # handled in the loop via the wakeup fd
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.loop.add_reader(reader.fileno(), self._on_signal)
         for number in held_signals():  # arrived during start-up
             self.loop.call_soon(self.handle_signal, number)
+
+    def _signal_arrived(self, number, frame):
+        """Python's handler: the loop handles the signal (wakeup fd). A stop also arms a
+        watchdog, the alarm, whose default action ends the process once the stop is overdue:
+        when something holds the loop up (a hook computing for minutes under a large
+        lua-hook-cpu), the drain deadline, a timer of that loop, could not end it."""
+        if number == signal.SIGQUIT:
+            _arm_watchdog(STOP_GRACE)
+        elif number in (signal.SIGTERM, signal.SIGINT):
+            _arm_watchdog(math.ceil(self.options.float("smtp-drain-timeout")) + STOP_GRACE)
 
     def _on_signal(self):
         try:

@@ -126,6 +126,8 @@ class Supervisor:
                 self.log.error("worker %d ended (%s); starting another" % (pid, _describe(status)))
                 if time.monotonic() - started < RESPAWN_PAUSE:
                     time.sleep(RESPAWN_PAUSE)
+            elif status != 0:      # e.g. its watchdog ended a drain that something held up
+                self.log.warn("worker %d ended (%s) while stopping" % (pid, _describe(status)))
 
     def handle(self, number):
         if number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):

@@ -7,12 +7,14 @@ import re
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
+from smtpe.server import STOP_GRACE
 from tests.support.daemon import Daemon, smtpe_command
 from tests.support.net import wait_until
 from tests.support.smtpsink import RecordingSink
@@ -153,6 +155,34 @@ def test_drain_deadline_421s_a_stalled_transaction(tmp_path, start):
         assert conn.getreply()[0] == 421
         assert time.monotonic() - started < 10
     assert smtpe.process.wait(20) == 0
+    smtpe.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stop_held_up_by_a_computing_hook_ends_at_the_watchdog(tmp_path, start, workers):
+    """A hook that computes for minutes (within a large lua-hook-cpu) holds its worker's
+    loop, so the drain deadline, a timer of that loop, cannot fire: the alarm armed when TERM
+    arrived ends the worker once the drain is overdue (drain timeout + STOP_GRACE)."""
+    busy = 'function hook.mail() while true do syslog.debug("computing") end end\n'
+    smtpe = start(busy, workers=workers, smtp_drain_timeout=1, lua_hook_cpu=600)
+    if workers > 1:
+        wait_until(lambda: len(live_workers(smtpe)) == workers, what="the workers")
+    conn = socket.create_connection(("127.0.0.1", smtpe.port), timeout=30)
+    try:
+        assert conn.recv(1000).startswith(b"220")
+        conn.sendall(b"HELO busy.test\r\nMAIL FROM:<a@x.org>\r\n")
+        time.sleep(1)                 # (the hook is computing)
+        smtpe.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = smtpe.process.wait(60)
+        assert time.monotonic() - started < 1 + STOP_GRACE + 5
+        if workers == 1:              # the worker is the process: ended by the alarm
+            assert code == -signal.SIGALRM
+        else:                         # the supervisor tells how its worker ended, and exits
+            assert code == 0
+            assert re.search(r"worker \d+ ended \(signal %d\) while stopping" % signal.SIGALRM, smtpe.log)
+    finally:
+        conn.close()
     smtpe.stop()
 
 
