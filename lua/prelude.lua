@@ -11,13 +11,14 @@ local type, tostring, error, loadfile, gcinfo = type, tostring, error, loadfile,
 
 local current	-- the coroutine of the hook now running
 
-local count_step, memory_kb = 10000, nil
+local count_step, memory_kb, cpu_budget = 10000, nil, 10
 
--- Set once by the engine: Lua instructions between two budget checks, and the memory bound
--- in KB (the state's hard limit would also stop a runaway, but Lua 5.1 collects garbage ever
--- more often as it nears that limit, so a runaway is stopped earlier, cheaply, here).
-function __engine_configure(step, kb)
-	count_step, memory_kb = step, kb
+-- Set once by the engine: Lua instructions between two budget checks, the memory bound in
+-- KB (the state's hard limit would also stop a runaway, but Lua 5.1 collects garbage ever
+-- more often as it nears that limit, so a runaway is stopped earlier, cheaply, here), and
+-- the CPU seconds a hook may use.
+function __engine_configure(step, kb, budget)
+	count_step, memory_kb, cpu_budget = step, kb, budget
 end
 
 -- Hooks run in worker coroutines that are reused: a new coroutine with its count hook and
@@ -94,7 +95,7 @@ local function new_worker()
 	return worker
 end
 
-local function take_worker(budget)
+local function take_worker()
 	local worker = idle[idle_count]
 	if worker then
 		idle[idle_count] = nil
@@ -102,13 +103,13 @@ local function take_worker(budget)
 	else
 		worker = new_worker()
 	end
-	worker.remaining = budget
+	worker.remaining = cpu_budget
 	return worker
 end
 
 -- A resumer for function fn run like a hook (+test mode): its first call starts fn.
-function __engine_spawn(fn, budget)
-	local worker, started = take_worker(budget), false
+function __engine_spawn(fn)
+	local worker, started = take_worker(), false
 	local resume_worker = worker.resume
 	return function(c, m, f, ...)
 		if started then
@@ -120,14 +121,14 @@ function __engine_spawn(fn, budget)
 end
 
 -- A hook's first step in one call from Python (a call across lupa costs more than all the
--- Lua here): -> STEP_UNDEFINED | STEP_DONE, results... | STEP_ERROR, traceback |
+-- Lua here); like every step, it gets the connection's three tables first: -> STEP_UNDEFINED | STEP_DONE, results... | STEP_ERROR, traceback |
 -- STEP_WAIT, resumer, wait.
-function __engine_run(name, budget, c, m, f, ...)
+function __engine_run(c, m, f, name, ...)
 	local fn = hook[name]
 	if type(fn) ~= "function" then
 		return STEP_UNDEFINED
 	end
-	return take_worker(budget).resume(c, m, f, fn, ...)
+	return take_worker().resume(c, m, f, fn, ...)
 end
 
 -- A waiting API call: the Python function returns a Wait, which the hook's own coroutine

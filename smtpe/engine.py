@@ -44,6 +44,7 @@ STEP_DONE, STEP_WAIT, STEP_ERROR, STEP_UNDEFINED = 0, 1, 2, 3
 NOT_DEFINED = HookOutcome(defined=False)
 RETURNED_NOTHING = HookOutcome()   # (shared, never changed: most hooks return nothing)
 _NO_TABLES = (None, None, None)
+_DONE_WITH_NOTHING = (STEP_DONE,)
 
 
 class Context:
@@ -59,9 +60,8 @@ class Context:
         lua = engine.lua
         self.client = lua.table()
         self.client[b"write"] = engine.client_write
-        self.mime = None
-        self.uri_found = None
-        self.tables = (self.client, None, None)   # what every step of a hook hands Lua
+        # client, mime and uri.found: what every step of a hook hands Lua as its globals
+        self.tables = (self.client, None, None)
         self.message_tables = None  # what fills mime and uri_found (smtpe.api.mime)
         self.headers = []        # the editable header list of the current message (header.*)
         self.headers_dirty = False  # header.* changed it: rewrite the spool before forwarding
@@ -79,8 +79,7 @@ class Context:
         if self.message_tables is not None:
             self.message_tables.close()
         tables = self.message_tables = self.engine.new_message_tables()
-        self.mime, self.uri_found = tables.mime, tables.found
-        self.tables = (self.client, self.mime, self.uri_found)
+        self.tables = (self.client, tables.mime, tables.found)
         if self.run is not None:   # (every hook step hands Lua the tables: only a hook of this
             self.engine.enter(self)   # connection running now needs its globals set at once)
 
@@ -147,7 +146,7 @@ class HookRun(Wait):
         finishes or waits again."""
         engine = self.engine
         while True:
-            result = engine.lua_resume(self.ctx, self.resumer, args)
+            result = engine.lua_step(self.ctx, self.resumer, args)
             if result[0] != STEP_WAIT:
                 self.finish(outcome=_finished(result))
                 return
@@ -325,7 +324,7 @@ class Engine:
         self.client_write = None
         self.api = Api(self)
         self._load_prelude()
-        g[b"__engine_configure"](COUNT_HOOK_STEP, self.memory_soft_kb)
+        g[b"__engine_configure"](COUNT_HOOK_STEP, self.memory_soft_kb, self.cpu_budget)
         self._spawn = g[b"__engine_spawn"]
         self._run = g[b"__engine_run"]
         self._waiting = g[b"__engine_waiting"]
@@ -415,7 +414,7 @@ class Engine:
         if ctx is None:
             self._enter(None, None, None)
         else:
-            self._enter(ctx.client, ctx.mime, ctx.uri_found)
+            self._enter(*ctx.tables)
         self.current = ctx
 
     def to_lua(self, value):
@@ -449,15 +448,9 @@ class Engine:
         if key not in self.defined:
             return NOT_DEFINED
         # Most hooks finish in their first step: no HookRun for them, only for one that waits.
-        self.current = ctx
-        try:
-            result = self._run(key, self.cpu_budget, *(ctx.tables if ctx is not None else _NO_TABLES), *args)
-        except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
-            result = (STEP_ERROR, str(exc))
-        if type(result) is not tuple:     # (a lone value comes unwrapped)
-            if result == STEP_DONE and (ctx is None or not ctx._hook_end):
-                return RETURNED_NOTHING   # the usual hook: returned nothing, nothing to clean up
-            result = (result,)
+        result = self.lua_step(ctx, self._run, (key, *args))
+        if result == _DONE_WITH_NOTHING and (ctx is None or not ctx._hook_end):
+            return RETURNED_NOTHING   # the usual hook: returned nothing, nothing to clean up
         if result[0] != STEP_WAIT:
             outcome = _finished(result)
             self.after_hook(ctx, outcome)
@@ -477,13 +470,13 @@ class Engine:
         if ctx is not None and ctx._hook_end:
             ctx.hook_ended()
 
-    def lua_resume(self, ctx, resumer, args):
-        """Resume a hook's coroutine with `args`, with ctx's tables as the globals ->
-        (STEP_DONE, values...), (STEP_WAIT, resumer, wait) or (STEP_ERROR, text)."""
+    def lua_step(self, ctx, function, args):
+        """A step of a hook: function(client, mime, uri_found, *args) in Lua (__engine_run for
+        the first, the hook's resumer for the others), with ctx's tables -> (STEP_DONE,
+        values...), (STEP_WAIT, resumer, wait), (STEP_ERROR, text) or (STEP_UNDEFINED,)."""
         self.current = ctx
-        tables = ctx.tables if ctx is not None else _NO_TABLES
         try:
-            result = resumer(*tables, *args)
+            result = function(*(ctx.tables if ctx is not None else _NO_TABLES), *args)
         except lua51.LuaError as exc:  # e.g. out of memory while building the traceback
             return (STEP_ERROR, str(exc))
         return result if type(result) is tuple else (result,)  # (a lone value comes unwrapped)
@@ -504,7 +497,7 @@ class Engine:
         except lua51.LuaError as exc:
             on_done(HookOutcome(error=_text(exc.args[0] if exc.args else exc)))
             return
-        run = HookRun(self, ctx, "test", None, self._spawn(function, self.cpu_budget), on_done)
+        run = HookRun(self, ctx, "test", None, self._spawn(function), on_done)
         ctx.run = run
         run.step(())
 
