@@ -547,11 +547,10 @@ class _Delivery:
     _input_cb = _guarded(_input_arrived)
 
     def _take_reply(self):
-        """Cut the next complete reply from self.input: -> the Reply, _NOTHING when more
-        input is needed, None when the input is not an SMTP reply (failure dealt with)."""
+        """Cut the next complete reply from self.input (not empty: the callers look first):
+        -> the Reply, _NOTHING when more input is needed, None when the input is not an SMTP
+        reply (failure dealt with)."""
         data = self.input
-        if not data:                      # (as when a reply is first awaited)
-            return _NOTHING
         code = REPLY_CODES.get(data[:3])
         end = data.find(b"\n") + 1
         # the usual one-line "250 text" reply is told without the regex

@@ -29,10 +29,6 @@ class StdioTransport(ReadControl):
     def flush(self):
         pass
 
-    @property
-    def unsent(self):
-        return 0
-
     def when_drained(self, callback):
         callback(not self.closed)
 

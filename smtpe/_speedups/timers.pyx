@@ -52,11 +52,6 @@ cdef class Deadline:
         self._when = 0.0
         self.timer = None
 
-    @property
-    def when(self):
-        """The deadline (loop time), or None when none is set."""
-        return self._when if self._armed else None
-
     def set(self, double seconds):
         cdef double when = self.loop.time() + seconds
         self._when = when

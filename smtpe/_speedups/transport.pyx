@@ -52,7 +52,6 @@ cdef class ReadControl:
 cdef class SocketTransport(ReadControl):
     cdef public object sock
     cdef list _out
-    cdef Py_ssize_t _out_size
     cdef bint _writing
     cdef bint _send_queued        # _send_out is due at the end of the loop's turn
     cdef list _drained
@@ -61,7 +60,6 @@ cdef class SocketTransport(ReadControl):
         ReadControl.__init__(self, loop, sock.fileno())
         self.sock = sock
         self._out = []
-        self._out_size = 0
         self._writing = False
         self._send_queued = False
         self._drained = []
@@ -86,11 +84,6 @@ cdef class SocketTransport(ReadControl):
     def write(self, bytes data):
         if not self.closed:
             self._out.append(data)
-            self._out_size += len(data)
-
-    @property
-    def unsent(self):
-        return self._out_size
 
     def flush(self):
         """Send what is queued, at the end of this loop turn."""
@@ -109,15 +102,15 @@ cdef class SocketTransport(ReadControl):
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
-            self._out, self._out_size = [], 0
+            self._out = []
             self.session.connection_failed(exc.errno or errno.EPIPE, exc.strerror or str(exc), 3)
             return
         if sent == len(data):
-            self._out, self._out_size = [], 0
+            self._out = []
             if self._drained:   # (rarely anyone waits for it)
                 self._notify_drained(True)
             return
-        self._out, self._out_size = [data[sent:]], len(data) - sent
+        self._out = [data[sent:]]
         self._writing = True
         self.loop.add_writer(self.fd, self._on_writable)
 

@@ -2,6 +2,9 @@
 with a memory transport standing in for the client socket. For protocol and hook tests."""
 import io
 import os
+import re
+import shutil
+import tempfile
 import textwrap
 
 from smtpe.log import Log
@@ -37,10 +40,6 @@ class MemoryTransport:
 
     def cancel_drained(self, callback):
         pass
-
-    @property
-    def unsent(self):
-        return 0
 
     def close(self):
         self.closed = True
@@ -114,3 +113,22 @@ class Client:
     @property
     def closed(self):
         return self.transport.closed
+
+
+def hide_ids(text):
+    """Session and transaction ids replaced by <ID>, so that transcripts compare exactly."""
+    return re.sub(r"\b[0-9A-Za-z]{6}\d{10}[0-9A-Za-z]{2}\b", "<ID>", text)
+
+
+def replies_in_pieces(script, writes):
+    """A client of a fresh worker running `script` sends each write (a list of byte pieces)
+    piece by piece -> [the banner, the replies to each write], ids hidden."""
+    folder = tempfile.mkdtemp(prefix="smtpe-pieces-")
+    try:
+        client = Harness(folder, script).connect()
+        replies = [client.new_output()]
+        for pieces in writes:
+            replies.append("".join(client.send(piece) for piece in pieces))
+        return [hide_ids(reply) for reply in replies]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
