@@ -2,27 +2,23 @@
 hook return conventions, and golden transcripts of whole sessions (in-process Worker, real
 Engine and Lua, memory transport)."""
 import os
-import re
 
 import pytest
 
-from tests.support.inproc import Harness
+from tests.support.inproc import Harness, hide_ids, replies_in_pieces
 from tests.support.smtpsink import RecordingSink
 
 QUIET = "-- no hooks\n"
 
 
-def ids(text):
-    """Replace session/transaction ids so transcripts compare exactly."""
-    return re.sub(r"\b[0-9A-Za-z]{6}\d{10}[0-9A-Za-z]{2}\b", "<ID>", text)
 
 
 def dialogue(client, lines):
     """Send each line, collect '>>> line' and the replies: a transcript."""
-    out = [ids(client.new_output()).rstrip("\r\n")]
+    out = [hide_ids(client.new_output()).rstrip("\r\n")]
     for line in lines:
         out.append(">>> " + line.rstrip("\r\n"))
-        reply = ids(client.send(line if line.endswith("\r\n") else line + "\r\n")).rstrip("\r\n")
+        reply = hide_ids(client.send(line if line.endswith("\r\n") else line + "\r\n")).rstrip("\r\n")
         if reply:
             out.append(reply)
     return "\n".join(out).replace("\r\n", "\n")
@@ -178,7 +174,7 @@ def test_empty_message_is_refused(tmp_path):
     harness = Harness(tmp_path, "function hook.dot() error('must not be called') end")
     client = harness.connect()
     client.send("HELO c\r\nMAIL FROM:<a@b.cd>\r\nRCPT TO:<x@y.zz>\r\nDATA\r\n")
-    assert ids(client.send(".\r\n")) == "550 5.6.0 E000 message <ID> is empty\r\n"
+    assert hide_ids(client.send(".\r\n")) == "550 5.6.0 E000 message <ID> is empty\r\n"
 
 
 def test_overlong_command_line(harness):
@@ -542,24 +538,14 @@ SESSION_WRITES = [b"EHLO client.example\r\n", b"MAIL FROM:<a@x.org>\r\n", b"RCPT
                   b"QUIT\r\n"]
 
 
-def _replies(tmp_path, name, pieces):
-    folder = tmp_path / name
-    folder.mkdir()
-    client = Harness(folder, QUIET).connect()
-    output = client.new_output()
-    for piece in pieces:
-        output += client.send(piece)
-    return ids(output)
-
-
 @pytest.mark.timeout(60)
-def test_a_session_fed_one_byte_at_a_time_gets_the_same_replies(tmp_path):
+def test_a_session_fed_one_byte_at_a_time_gets_the_same_replies():
     """Every command line and the message arrive in one-byte pieces: each partial line and a
     dot that may end the message wait for more input (they used to make the dialogue spin
     for ever), and the replies are those of the same session sent in one piece."""
-    whole = _replies(tmp_path, "whole", SESSION_WRITES)
+    whole = "".join(replies_in_pieces(QUIET, [[write] for write in SESSION_WRITES]))
     everything = b"".join(SESSION_WRITES)
-    bytewise = _replies(tmp_path, "bytewise", [everything[i:i + 1] for i in range(len(everything))])
+    bytewise = "".join(replies_in_pieces(QUIET, [[everything[i:i + 1] for i in range(len(everything))]]))
     assert bytewise == whole
     assert whole.count("\r\n250 ") == 4 and "\r\n221 " in whole
 

@@ -1,14 +1,11 @@
 """AUTH, XCLIENT, pipelining detection, client.write and close codes, input in any pieces,
 in-process."""
 import base64
-import re
-import shutil
-import tempfile
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.inproc import Harness
+from tests.support.inproc import Harness, replies_in_pieces
 
 
 def b64(text):
@@ -241,18 +238,6 @@ WRITES = [
 ]
 
 
-def _transcript(pieces_of_writes):
-    folder = tempfile.mkdtemp(prefix="smtpe-pieces-")
-    try:
-        client = Harness(folder, AUTH_SCRIPT).connect()
-        replies = [client.new_output()]
-        for pieces in pieces_of_writes:
-            replies.append("".join(client.send(piece) for piece in pieces))
-        return [re.sub(r"\b[0-9A-Za-z]{6}\d{10}[0-9A-Za-z]{2}\b", "<ID>", reply) for reply in replies]
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 WHOLE = []
 
 
@@ -263,10 +248,10 @@ def test_any_chunking_of_the_client_writes_gives_the_same_replies(data):
     the message's final dot alone ...): the replies are those of the writes sent whole. A
     partial line used to make the dialogue spin for ever."""
     if not WHOLE:
-        WHOLE.extend(_transcript([[write] for write in WRITES]))
+        WHOLE.extend(replies_in_pieces(AUTH_SCRIPT, [[write] for write in WRITES]))
         assert WHOLE[1].startswith("250-Hello") and "235 2.7.0 welcome alice" in WHOLE[8]
     cut = []
     for write in WRITES:
         points = sorted(set(data.draw(st.lists(st.integers(1, len(write) - 1), max_size=5))))
         cut.append([write[start:end] for start, end in zip([0] + points, points + [len(write)])])
-    assert _transcript(cut) == WHOLE
+    assert replies_in_pieces(AUTH_SCRIPT, cut) == WHOLE
