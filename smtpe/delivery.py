@@ -11,7 +11,7 @@ the spooled message that runs only if a hook reads them (smtpe/api/mime.py).
 from . import protocol as p
 from ._speedups.scanner import BODY, EOH, HEADER, MessageScanner
 from .api import mime as mime_api
-from .smtpclient import send_mail
+from ._speedups.smtpclient import send_mail
 from .waits import READ, Wait
 
 CRLF = b"\r\n"

@@ -14,7 +14,7 @@ from .loop import Loop
 from .protocol import PathRules, Replies
 from .ratelimit import ClientRates, GlobalRate
 from .session import Session
-from .smtpclient import Timeouts, close_idle
+from ._speedups.smtpclient import Timeouts, close_idle
 from ._speedups.transport import SocketTransport
 
 ACCEPTS_PER_WAKEUP = 64

@@ -1,4 +1,4 @@
-"""smtpe.smtpclient against real peers: Postfix smtp-sink (a real server, its own process)
+"""The smart-host client (smtpe/_speedups/smtpclient.pyx) against real peers: Postfix smtp-sink (a real server, its own process)
 and the recording sink (a thread, for byte-exact wire checks and faults on demand)."""
 import hashlib
 import os
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpe.loop import Loop
-from smtpe.smtpclient import (ERROR, ERROR_EOF, ERROR_IO, ERROR_TIMEOUT, NO_HOST, Timeouts,
+from smtpe._speedups.smtpclient import (ERROR, ERROR_EOF, ERROR_IO, ERROR_TIMEOUT, NO_HOST, Timeouts,
                               WireEncoder, close_idle, send_mail)
 from tests.support.smtpsink import RecordingSink, SmtpSink
 

@@ -1,13 +1,13 @@
-"""Smart-host connection reuse (smtpe.smtpclient's pool) against real sockets: the
+"""Smart-host connection reuse (the smart-host client's pool) against real sockets: the
 recording sink (counts connections, closes them on demand) and Postfix smtp-sink.
 Every test counts the messages at the sink: nothing is lost, nothing delivered twice."""
 import time
 
 import pytest
 
-import smtpe.smtpclient as smtpclient
+import smtpe._speedups.smtpclient as smtpclient
 from smtpe.loop import Loop
-from smtpe.smtpclient import ERROR_IO, Timeouts, close_idle, idle_connections, send_mail
+from smtpe._speedups.smtpclient import ERROR_IO, Timeouts, close_idle, idle_connections, send_mail
 from tests.support.smtpsink import RecordingSink, SmtpSink
 
 pytestmark = pytest.mark.timeout(120)

@@ -1,7 +1,7 @@
 """Lua `smtp.code.*`, `smtp.sendfile(hosts, mail, rcpts, path)` and
 `smtp.sendstring(hosts, mail, rcpts, message)` (original-behaviour.md §5.3, DECISIONS.md).
 
-Both are waiting calls on the shared client (smtpe.smtpclient) and return
+Both are waiting calls on the shared client (smtpe/_speedups/smtpclient.pyx) and return
 `ok, n_accepted, replies`: ok is a boolean, true when the final reply was 2xx; n_accepted
 counts recipients answered 250 or 251; replies holds per recipient the first line of its
 RCPT reply, or its address when it was not reached. When no host greets, or the dialogue
@@ -18,7 +18,7 @@ call; EHLO names us as `smtpe.host`.
 import os
 
 from ..hostlist import split_hosts
-from ..smtpclient import ERROR, ERROR_CONNECT, ERROR_EOF, ERROR_IO, ERROR_TIMEOUT, Timeouts, send_mail
+from .._speedups.smtpclient import ERROR, ERROR_CONNECT, ERROR_EOF, ERROR_IO, ERROR_TIMEOUT, Timeouts, send_mail
 from ..waits import Callback
 from . import string_arg
 

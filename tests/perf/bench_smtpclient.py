@@ -1,7 +1,8 @@
-"""Speed of smtpe.smtpclient, the smart-host forwarding path: messages per second delivered
-to Postfix smtp-sink (no dump files) by 20 concurrent send_mail calls on one Loop, 2 KB
-messages. Not a test: it asserts nothing about time; it prints the figures (and CPU
-microseconds of this process per message) and returns them as a dict.
+"""Speed of the smart-host client (smtpe/_speedups/smtpclient.pyx), the forwarding path:
+messages per second delivered to Postfix smtp-sink (no dump files) by 20 concurrent
+send_mail calls on one Loop, 2 KB messages. Not a test: it asserts nothing about time; it
+prints the figures (and CPU microseconds of this process per message) and returns them as
+a dict.
 
     python tests/perf/bench_smtpclient.py [--messages 3000] [--concurrency 20]
 
@@ -22,7 +23,7 @@ if __name__ == "__main__":   # run as a script from anywhere: the repository roo
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from smtpe.loop import Loop  # noqa: E402
-from smtpe.smtpclient import Timeouts, close_idle, send_mail  # noqa: E402
+from smtpe._speedups.smtpclient import Timeouts, close_idle, send_mail  # noqa: E402
 from tests.support.smtpsink import SmtpSink  # noqa: E402
 
 TIMEOUTS = Timeouts(connect=10.0, command=30.0, dot=60.0)

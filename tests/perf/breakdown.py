@@ -5,9 +5,10 @@ A sample goes to the component of its innermost smtpe frame: socket calls count 
 module that makes them, standard-library frames (selectors, re, socket.py) for the smtpe
 module that called them. (Attributing whole stacks would be wrong here: the dialogue
 continues inside the callbacks of hooks and deliveries.) Code in C (Lua, the Cython line
-reader and scanner, the compiled client socket transport, outbound stream and timers)
-counts for the Python frame that called it: a client's reads and replies mostly for the
-event loop, the session or the end of its turn, the smart host's for smtpclient. Threads
+reader and scanner, the compiled client socket transport, outbound stream, timers and
+smart-host client) counts for the Python frame that called it: a client's reads and
+replies mostly for the event loop, the session or the end of its turn; the smart host's
+transaction for the session (that starts it) and the event loop (that delivers its replies). Threads
 other than the event loop (pycares' idle shutdown thread) are left out.
 
     python tests/perf/breakdown.py samples.txt
@@ -16,7 +17,7 @@ import collections
 import sys
 
 COMPONENTS = [
-    ("forwarding to the smart host (smtpclient, netclient)", ("smtpclient.py", "netclient.py")),
+    ("connecting to the smart host (netclient)", ("netclient.py",)),
     ("Lua hooks: engine, coroutines, Lua code", ("engine.py",)),
     ("Lua API namespaces (mime.parts, uri.found, ...)", ("smtpe/api/",)),
     ("DNS (pycares)", ("smtpe/dns.py",)),
