@@ -60,7 +60,7 @@ def make_log(options):
 def check(options):
     """Load the script and run hook.init without serving: 0 when all is well."""
     from .engine import Engine, ScriptError
-    from .loop import Loop
+    from ._speedups.loop import Loop
     log = Log(verbose=options.get("verbose"))
     try:
         engine = Engine(options, Loop(), log)

@@ -10,7 +10,7 @@ from . import dns
 from .engine import Engine, ScriptError
 from .hostlist import split_hosts
 from .ids import SessionIds
-from .loop import Loop
+from ._speedups.loop import Loop
 from .protocol import PathRules, Replies
 from .ratelimit import ClientRates, GlobalRate
 from .session import Session

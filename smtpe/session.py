@@ -14,7 +14,7 @@ import os
 from . import protocol as p
 from .ids import TransactionIds
 from .spool import Spool
-from .loop import Deadline
+from ._speedups.loop import Deadline
 from .waits import READ, Wait
 from .delivery import end_of_data
 from ._speedups.linereader import TOO_LONG, LineReader

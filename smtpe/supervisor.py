@@ -13,7 +13,7 @@ import time
 
 from . import frozen
 from .engine import Engine, ScriptError
-from .loop import Loop
+from ._speedups.loop import Loop
 from .ratelimit import SharedClientRates, SharedGlobalRate
 from .server import SIGNALS, Worker, held_signals, hold_signals, open_listeners
 

@@ -1,7 +1,7 @@
 """Fixtures shared by several test modules."""
 import pytest
 
-from smtpe.loop import Loop
+from smtpe._speedups.loop import Loop
 
 
 @pytest.fixture

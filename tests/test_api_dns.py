@@ -7,7 +7,7 @@ import pytest
 
 from smtpe.engine import Engine
 from smtpe.log import Log
-from smtpe.loop import Loop
+from smtpe._speedups.loop import Loop
 from smtpe.options import Options
 from tests.support.dnsserver import DnsServer, require_nsd, standard_zones
 from tests.support.fakedns import FakeDns

@@ -11,7 +11,7 @@ import pytest
 from smtpe.api import service as service_api
 from smtpe.engine import Engine
 from smtpe.log import Log
-from smtpe.loop import Loop
+from smtpe._speedups.loop import Loop
 from smtpe.netclient import Stream
 from smtpe.options import Options
 from smtpe.services.clamd import ClamdJob

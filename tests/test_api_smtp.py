@@ -8,7 +8,7 @@ import pytest
 
 from smtpe.engine import Engine
 from smtpe.log import Log
-from smtpe.loop import Loop
+from smtpe._speedups.loop import Loop
 from smtpe.options import Options
 from tests.support.smtpsink import RecordingSink, SmtpSink
 

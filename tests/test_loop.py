@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from smtpe.log import Log
-from smtpe.loop import Loop
+from smtpe._speedups.loop import Loop
 from smtpe._speedups.transport import SocketTransport
 
 
@@ -115,7 +115,7 @@ def run_for(loop, seconds):
 
 
 def test_a_deadline_moved_later_keeps_its_timer_and_expires_once_at_the_new_time():
-    from smtpe.loop import Deadline
+    from smtpe._speedups.loop import Deadline
     loop = Loop()
     expired = []
     deadline = Deadline(loop, lambda: expired.append(loop.time()))
@@ -130,7 +130,7 @@ def test_a_deadline_moved_later_keeps_its_timer_and_expires_once_at_the_new_time
 
 
 def test_a_nearer_deadline_rearms_and_a_cleared_or_cancelled_one_never_expires():
-    from smtpe.loop import Deadline
+    from smtpe._speedups.loop import Deadline
     loop = Loop()
     expired = []
     deadline = Deadline(loop, lambda: expired.append(1))

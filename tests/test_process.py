@@ -443,7 +443,7 @@ def test_engine_runs_the_bytes_it_is_given_named_as_the_file(tmp_path):
     import io
     from smtpe.engine import Engine, ScriptError
     from smtpe.log import Log
-    from smtpe.loop import Loop
+    from smtpe._speedups.loop import Loop
     from smtpe.options import Options
     path = tmp_path / "policy.lua"
     path.write_text("this file is broken now (\n")

@@ -1,5 +1,5 @@
-"""The smart-host client (smtpe/_speedups/smtpclient.pyx) against real peers: Postfix smtp-sink (a real server, its own process)
-and the recording sink (a thread, for byte-exact wire checks and faults on demand)."""
+"""The smart-host client (smtpe/_speedups/smtpclient.pyx) against real peers: Postfix
+smtp-sink (a real server, its own process) and the recording sink (a thread, for byte-exact wire checks and faults on demand)."""
 import hashlib
 import os
 import socket
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtpe.loop import Loop
+from smtpe._speedups.loop import Loop
 from smtpe._speedups.smtpclient import (ERROR, ERROR_EOF, ERROR_IO, ERROR_TIMEOUT, NO_HOST, Timeouts,
                               WireEncoder, close_idle, send_mail)
 from tests.support.smtpsink import RecordingSink, SmtpSink

@@ -6,7 +6,7 @@ import time
 import pytest
 
 import smtpe._speedups.smtpclient as smtpclient
-from smtpe.loop import Loop
+from smtpe._speedups.loop import Loop
 from smtpe._speedups.smtpclient import ERROR_IO, Timeouts, close_idle, idle_connections, send_mail
 from tests.support.smtpsink import RecordingSink, SmtpSink
 

@@ -9,7 +9,7 @@ add_writer/remove_writer and what a Deadline needs.
 """
 import socket
 
-from .timers import Deadline
+from .loop import Deadline
 
 UNREAD_LIMIT = 256 * 1024   # bytes buffered while no read is pending, before reading pauses
 

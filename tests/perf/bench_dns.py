@@ -26,7 +26,7 @@ if __name__ == "__main__":   # run as a script from anywhere: the repository roo
 from smtpe.dns import Resolver  # noqa: E402
 from smtpe.engine import Engine  # noqa: E402
 from smtpe.log import Log  # noqa: E402
-from smtpe.loop import Loop  # noqa: E402
+from smtpe._speedups.loop import Loop  # noqa: E402
 from smtpe.options import Options  # noqa: E402
 from tests.support.dnsserver import DnsServer, nsd_binary, standard_zones  # noqa: E402
 from tests.support.fakedns import FakeDns  # noqa: E402

@@ -22,7 +22,7 @@ import time
 if __name__ == "__main__":   # run as a script from anywhere: the repository root on the path
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from smtpe.loop import Loop  # noqa: E402
+from smtpe._speedups.loop import Loop  # noqa: E402
 from smtpe._speedups.smtpclient import Timeouts, close_idle, send_mail  # noqa: E402
 from tests.support.smtpsink import SmtpSink  # noqa: E402
 

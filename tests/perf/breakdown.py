@@ -24,11 +24,12 @@ COMPONENTS = [
     ("spool file", ("spool.py",)),
     ("logging", ("smtpe/log.py",)),
     ("DATA: line reader, scanner (delivery)", ("delivery.py",)),
+    # (the compiled loop's own work, the client transport's reads and end-of-turn sends count
+    # here: the loop runs inside Worker.serve, and it calls them)
+    ("event loop and the client socket (select, timers, recv, send)", ("Worker.serve",)),
     ("accepting connections (server)", ("smtpe/server.py",)),
     ("SMTP dialogue (session, protocol, options)",
      ("session.py", "protocol.py", "smtpe/ids.py", "options.py", "waits.py")),
-    # (the compiled client transport's reads and end-of-turn sends count here: the loop calls it)
-    ("event loop and the client socket (select, timers, recv, send)", ("smtpe/loop.py",)),
 ]
 
 

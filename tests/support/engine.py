@@ -3,7 +3,7 @@ import io
 
 from smtpe.engine import Engine
 from smtpe.log import Log
-from smtpe.loop import Loop
+from smtpe._speedups.loop import Loop
 from smtpe.options import Options
 
 
