@@ -105,7 +105,6 @@ cdef class Deadline:
             self.on_expiry()
 
 
-
 cdef class Loop:
     cdef object _selector
     cdef public dict _readers, _writers    # fd -> callback (tests look: nothing left open)

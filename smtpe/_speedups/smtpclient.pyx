@@ -1,3 +1,6 @@
+# cython: wraparound=True
+# (setup.py turns wraparound off for the index loops of the other modules; this one is
+# Python-style code whose slices such as line[:-1] must keep their Python meaning)
 """An SMTP client on the loop: smart-host forwarding and smtp.sendfile/sendstring.
 
 `send_mail(...)` delivers one message to the first host that greets, or only asks about
@@ -195,7 +198,9 @@ cdef class _Delivery:
     cdef public _Message message
     cdef public object loop, arguments, source, timeouts, on_done, hosts
     cdef public object first_entry, last_error, connector, stream, entry, steps
-    cdef public object settled, timer, stall_mark, chunks, input, reply_deadline
+    cdef public object settled, timer, chunks, input
+    cdef public Py_ssize_t stall_mark
+    cdef public double reply_deadline
     cdef public object sender, recipients, helo
     cdef public Py_ssize_t attempt
     cdef public bint pipelining, finished, reusing, keep, rset_sent, saw_421, abort_data
@@ -697,7 +702,7 @@ def idle_connections(loop):
 def _pool(loop):
     pool = getattr(loop, "_smtpclient_pool", None)
     if pool is None:
-        pool = loop._smtpclient_pool = _Pool(loop)
+        pool = loop._smtpclient_pool = _Pool()
     return pool
 
 
@@ -717,12 +722,10 @@ cdef class _Connection:
 
 cdef class _Pool:
     """Idle connections of one loop by (host entry, HELO name), most recently used last."""
-    cdef public object loop
     cdef public dict idle
     cdef public bint closed
 
-    def __init__(self, loop):
-        self.loop = loop
+    def __init__(self):
         self.idle = {}
         self.closed = False
 
