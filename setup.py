@@ -31,7 +31,7 @@ class build_py_with_lua(build_py):
 setup(
     packages=find_packages(include=["smtpe", "smtpe.*"]),
     package_dir={"smtpe": "smtpe"},
-    package_data={"smtpe": ["_speedups/*.pyx"]},
+    package_data={"smtpe": ["_speedups/*.pyx", "_speedups/*.pxd"]},
     cmdclass={"build_py": build_py_with_lua},
     ext_modules=cythonize(speedups(), language_level=3, quiet=True,
                           compiler_directives={"boundscheck": False, "wraparound": False}),

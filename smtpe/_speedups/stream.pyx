@@ -10,6 +10,7 @@ add_writer/remove_writer and what a Deadline needs.
 import socket
 
 from .loop import Deadline
+from .sockio cimport recv_some, send_some
 
 UNREAD_LIMIT = 256 * 1024   # bytes buffered while no read is pending, before reading pauses
 
@@ -85,9 +86,7 @@ cdef class Stream:
         the socket does not take. Spares the copy through the buffer in the usual case."""
         cdef Py_ssize_t sent
         try:
-            sent = self.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
+            sent = max(send_some(self.fd, data), 0)
         except OSError as exc:
             self._fail(exc.strerror or str(exc))
             self._drained()
@@ -102,11 +101,11 @@ cdef class Stream:
         cdef Py_ssize_t sent
         try:
             while self._outbuf:
-                sent = self.sock.send(self._outbuf)
+                sent = send_some(self.fd, self._outbuf)
+                if sent < 0:
+                    self.loop.add_writer(self.fd, self._flush)
+                    return
                 del self._outbuf[:sent]
-        except (BlockingIOError, InterruptedError):
-            self.loop.add_writer(self.fd, self._flush)
-            return
         except OSError as exc:
             # The socket is dead: stop watching it for writability (an errored socket is
             # always "writable", which would spin the loop) and drop what cannot be sent.
@@ -180,11 +179,11 @@ cdef class Stream:
 
     def _on_readable(self):
         try:
-            data = self.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
+            data = recv_some(self.fd)
         except OSError as exc:
             self._fail(exc.strerror or str(exc))
+            return
+        if data is None:
             return
         if data:
             if self._want == SOME and not self._inbuf:

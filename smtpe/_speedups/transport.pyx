@@ -15,7 +15,7 @@ of the session only data_received/eof_received/connection_failed.
 import errno
 import socket
 
-READ_SIZE = 65536
+from .sockio cimport recv_some, send_some
 
 
 cdef class ReadControl:
@@ -67,12 +67,12 @@ cdef class SocketTransport(ReadControl):
     # -- reading ---------------------------------------------------------------------------
     def _on_readable(self):
         try:
-            data = self.sock.recv(READ_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
+            data = recv_some(self.fd)
         except OSError as exc:
             self.pause_reading()
             self.session.connection_failed(exc.errno or errno.EIO, exc.strerror or str(exc), 4)
+            return
+        if data is None:
             return
         if not data:
             self.pause_reading()
@@ -98,9 +98,7 @@ cdef class SocketTransport(ReadControl):
             return
         data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
         try:
-            sent = self.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
+            sent = max(send_some(self.fd, data), 0)
         except OSError as exc:
             self._out = []
             self.session.connection_failed(exc.errno or errno.EPIPE, exc.strerror or str(exc), 3)
@@ -143,7 +141,7 @@ cdef class SocketTransport(ReadControl):
             return
         if self._out and not self._writing:
             try:
-                self.sock.send(b"".join(self._out))
+                send_some(self.fd, b"".join(self._out))
             except OSError:
                 pass
         self.closed = True

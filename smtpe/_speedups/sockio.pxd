@@ -1,0 +1,70 @@
+# cython: language_level=3
+"""recv and send straight on a non-blocking descriptor, for the compiled transports
+(transport.pyx: the client's socket; stream.pyx: the smart host's).
+
+Python's `socket.recv(65536)` allocates a 64 KB bytes object per call and shrinks it to what
+arrived, and `send`/`recv` parse their arguments from a format string: about 2,000
+instructions of a call that moves a 40-byte reply. Here a read lands in a buffer on the C
+stack and only what arrived is copied out; a send takes the bytes' own pointer. Behaviour
+matches the socket methods the loop used before: None when the call would block or was
+interrupted (the level-triggered loop calls again), OSError for any other error, b"" at EOF.
+Inline functions of a .pxd are compiled into each module that cimports them: one text.
+"""
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.errno cimport errno
+from libc.string cimport strerror
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    /* (in C: EWOULDBLOCK may equal EAGAIN, which a switch could not list twice) */
+    static inline int smtpe_would_block(int number) {
+        return number == EAGAIN || number == EWOULDBLOCK || number == EINTR;
+    }
+    """
+    bint would_block "smtpe_would_block"(int number)
+
+cdef extern from "<sys/socket.h>" nogil:
+    ssize_t c_recv "recv"(int fd, void *buf, size_t n, int flags)
+    ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags)
+    enum: MSG_NOSIGNAL
+
+cdef enum:
+    RECV_SIZE = 65536
+
+
+cdef inline object _os_error(int number):
+    return OSError(number, strerror(number).decode("utf-8", "replace"))
+
+
+cdef inline object recv_some(int fd):
+    """-> the bytes that arrived (b"" at EOF), or None when none are ready."""
+    cdef char buf[RECV_SIZE]
+    cdef ssize_t got = c_recv(fd, buf, RECV_SIZE, 0)
+    if got < 0:
+        if would_block(errno):
+            return None
+        raise _os_error(errno)
+    return PyBytes_FromStringAndSize(buf, got)
+
+
+cdef inline Py_ssize_t send_some(int fd, object data) except -2:
+    """Send what the socket takes of `data` (bytes or any buffer) -> bytes sent, or -1 when
+    it would block now."""
+    cdef Py_buffer view
+    cdef ssize_t sent
+    cdef int number
+    if type(data) is bytes:
+        sent = c_send(fd, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), MSG_NOSIGNAL)
+        number = errno
+    else:
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        sent = c_send(fd, view.buf, view.len, MSG_NOSIGNAL)
+        number = errno       # (before the release can touch errno)
+        PyBuffer_Release(&view)
+    if sent < 0:
+        if would_block(number):
+            return -1
+        raise _os_error(number)
+    return sent
