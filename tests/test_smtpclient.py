@@ -385,6 +385,9 @@ def test_bad_arguments_fail_without_connecting():
     with RecordingSink() as sink:
         for sender, recipients in [(b"a@x.org\r\nRCPT TO:<evil@x.org>", [b"b@y.org"]),
                                    (b"a@x.org", [b"b@y.org>\r\nDATA"]),
+                                   (b"a@x.org\0", [b"b@y.org"]),
+                                   ("<a@x.org\r>", [b"b@y.org"]),
+                                   (b"a@x.org", [b"b@y.org", b"c@y\n.org"]),
                                    (b"a@x.org", [])]:
             result, _ = deliver([sink.address], MESSAGE, sender=sender, recipients=recipients)
             assert (result.code, result.host, result.ok) == (ERROR, None, False)

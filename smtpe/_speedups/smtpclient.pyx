@@ -920,16 +920,23 @@ def _as_bytes(value):
 
 # (a regex, not `b"\r" in address`: in Python 3.11 a bytes-in-bytes test first fails as an
 # integer test, and building that TypeError costs more than the search itself)
-_NOT_IN_ADDRESS = re.compile(rb"[\r\n\0]")
+cdef bint _has_line_break_or_nul(bytes address):
+    # (a typed scan: the regex search it replaces cost some 3,000 instructions per address)
+    cdef const unsigned char *text = address
+    cdef Py_ssize_t i
+    for i in range(len(address)):
+        if text[i] == 13 or text[i] == 10 or text[i] == 0:
+            return True
+    return False
 
 
 def _address(value):
     """An envelope address for MAIL/RCPT: angle brackets optional; no line breaks or NULs
     (they would smuggle commands into the dialogue)."""
-    address = _as_bytes(value).strip()
+    cdef bytes address = _as_bytes(value).strip()
     if address.startswith(b"<") and address.endswith(b">"):
         address = address[1:-1]
-    if _NOT_IN_ADDRESS.search(address):
+    if _has_line_break_or_nul(address):
         raise ValueError("address with a line break or NUL: %r" % address[:80])
     return address
 

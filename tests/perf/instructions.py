@@ -20,7 +20,7 @@ from dataclasses import replace
 from tests.perf import workloads
 
 WARM_UP = 400          # messages before the counters are zeroed (pools, caches, memo filled)
-MESSAGES = {"a": 1000, "b": 2000, "b-pipe": 2000, "c": 300, "policy": 1000, "policy-scan": 1000}
+MESSAGES = {"a": 1000, "b": 2000, "b-pipe": 2000, "b-accept": 2000, "c": 300, "policy": 1000, "policy-scan": 1000}
 START_TIMEOUT = 300    # seconds: the daemon starts some 30 times slower under valgrind
 LOAD_TIMEOUT = 900
 

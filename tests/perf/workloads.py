@@ -25,7 +25,7 @@ class Workload:
     sessions: int = 20
     reuse: bool = True        # several messages per connection
     connections: int = 0      # idle workload
-    script: str = "trivial"   # or "policy", "policy-scan"
+    script: str = "trivial"   # or "accept" (trivial, not forwarded), "policy", "policy-scan"
     reference: str = ""       # workload whose smtp-sink figure serves as reference
 
     @property
@@ -42,6 +42,9 @@ WORKLOADS = [
     Workload("a", "20 sessions, new connection per message, 5 KB", "smtp-source", 10000, reuse=False),
     Workload("b", "20 sessions reusing connections, 5 KB", "smtp-source", 10000),
     Workload("b-pipe", "as b, PIPELINING (our client)", "pipeline", 10000),
+    # like for like with the peers and smtp-sink, which accept and forward nothing
+    Workload("b-accept", "as b, accepted without forwarding (as the peers do)", "smtp-source", 10000,
+             script="accept", reference="b"),
     Workload("c", "20 sessions, new connection per message, 100 KB", "smtp-source", 2000, size=102400,
              reuse=False),
     Workload("d", "200 connections idle after EHLO: RSS per connection", "idle", connections=200),
@@ -152,19 +155,24 @@ def start_dns_server(folder):
 
 def start_smtpe(folder, script, workers, sink_port, dns=None, profile=None, label="", wrapper=(),
                 start_timeout=60):
-    """smtpe with the trivial or the policy script, forwarding to the sink; its log and
-    spool in a folder of its own. `wrapper`: a command that runs it (valgrind)."""
+    """smtpe with the trivial or the policy script, forwarding to the sink ("accept": the
+    trivial script, no smart host, every message accepted at the dot and dropped); its log
+    and spool in a folder of its own. `wrapper`: a command that runs it (valgrind)."""
     options = {}
     env = None
     if dns is not None:
         options["dns-servers"] = dns
     path = TRIVIAL_SCRIPT
+    smart_host = "127.0.0.1:%d" % sink_port
+    if script == "accept":
+        smart_host = None
+        options["smtp-default-at-dot"] = "250"
     if script in ("policy", "policy-scan"):
         path, env = POLICY_SCRIPT, policy_environment(scanners=script == "policy-scan")
     name = "smtpe-%s-w%s%s%s" % (script, workers, "-" + label if label else "", "-profile" if profile else "")
     folder = os.path.join(folder, name)
     os.makedirs(folder, exist_ok=True)
-    return peers.Smtpe(folder, path, workers, smart_host="127.0.0.1:%d" % sink_port, options=options,
+    return peers.Smtpe(folder, path, workers, smart_host=smart_host, options=options,
                        env=env, profile=profile, wrapper=wrapper).start(timeout=start_timeout)
 
 
