@@ -14,7 +14,7 @@ is not ignored.
 Inline functions of a .pxd are compiled into each module that cimports them: one text.
 """
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.errno cimport errno
 from libc.string cimport strerror
 from cpython.object cimport PyObject
