@@ -53,6 +53,8 @@ Connection reuse (a pool per Loop, i.e. per worker; `close_idle(loop)` empties i
   pipelines QUIT with its message). Idle connections are watched: a host that closes one
   or says anything unasked (a 421 before closing) has it dropped from the pool at once.
 """
+cimport cython
+
 import functools
 import os
 import re
@@ -190,6 +192,7 @@ def _guarded(method):
     return call
 
 
+@cython.final
 cdef class _Delivery:
     # Typed fields: the transaction reads and writes them dozens of times per message.
     cdef public Result result
@@ -284,7 +287,7 @@ cdef class _Delivery:
             self.connector = None
         self._release()
 
-    def _release(self):
+    cpdef _release(self):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -294,7 +297,7 @@ cdef class _Delivery:
         if stream is not None:
             stream.close()
 
-    def _report(self):
+    cpdef _report(self):
         self.finished = True
         if self.starting:            # never from inside send_mail
             self.loop.call_soon(self._call_on_done)
@@ -306,7 +309,7 @@ cdef class _Delivery:
         if on_done is not None:
             on_done(self.result)
 
-    def _fail(self, code, reason):
+    cpdef _fail(self, code, reason):
         """A failure below SMTP: close at once (the dialogue is in an unknown state)."""
         if self.finished:
             return
@@ -316,7 +319,7 @@ cdef class _Delivery:
         self._release()
         self._report()
 
-    def _complete(self, reply):
+    cpdef _complete(self, reply):
         """The dialogue ended with `reply` (success or SMTP failure): pool the connection
         (or QUIT) and report."""
         result = self.result
@@ -369,7 +372,7 @@ cdef class _Delivery:
 
     _connected_cb = _guarded(_connected)
 
-    def _greeted(self, reply):
+    cpdef _greeted(self, reply):
         stream = self.stream
         if reply.code != 220:
             self.last_error = "%s: greeting %s" % (stream.host, reply.first_line.decode("latin-1"))
@@ -381,7 +384,7 @@ cdef class _Delivery:
         self.steps = self._dialogue()
         self._run(None)
 
-    def _reuse(self, conn):
+    cpdef _reuse(self, conn):
         """Start at MAIL on an idle connection from the pool (to self.hosts[0], which stays
         in the list for the fresh attempt should this connection turn out dead)."""
         self.conn = conn
@@ -414,7 +417,7 @@ cdef class _Delivery:
         self._next_host()
 
     # -- the dialogue ----------------------------------------------------------------------
-    def _run(self, value):
+    cpdef _run(self, value):
         """Drive the dialogue until it has to wait for the network. Replies already in the
         stream's buffer (pipelined ones) are taken in this loop, not through recursion."""
         while True:
@@ -520,7 +523,7 @@ cdef class _Delivery:
         self.abort_data = data_reply is not None and data_reply.code == 354
         return final
 
-    def _mail_command(self, extensions):
+    cpdef _mail_command(self, extensions):
         params = b""
         if self.message is not None:
             if b"SIZE" in extensions:
@@ -532,7 +535,7 @@ cdef class _Delivery:
     # -- replies -------------------------------------------------------------------------
     # Replies are cut straight from the bytes the stream delivers (pipelined replies come in
     # one piece): no call per line, no read request per reply that is already here.
-    def _want_reply(self, timeout):
+    cpdef _want_reply(self, timeout):
         """-> the next Reply when it is in self.input already; else None, and the dialogue
         goes on when it has arrived (or the failure has been dealt with). The whole reply,
         however many lines, has one deadline."""
@@ -566,7 +569,7 @@ cdef class _Delivery:
     # delivery to the garbage collector)
     _input_cb = _guarded(_input_arrived)
 
-    def _take_reply(self):
+    cpdef _take_reply(self):
         """Cut the next complete reply from self.input (not empty: the callers look first):
         -> the Reply, _NOTHING when more input is needed, None when the input is not an SMTP
         reply (failure dealt with)."""
@@ -720,6 +723,7 @@ cdef class _Connection:
         self.pooled = False          # idle in the pool (its stream watched for EOF)
 
 
+@cython.final
 cdef class _Pool:
     """Idle connections of one loop by (host entry, HELO name), most recently used last."""
     cdef public dict idle
@@ -729,10 +733,10 @@ cdef class _Pool:
         self.idle = {}
         self.closed = False
 
-    def may_keep(self, conn):
+    cpdef may_keep(self, conn):
         return not self.closed and POOL_MAX_IDLE > 0 and conn.transactions < POOL_MAX_MESSAGES
 
-    def take(self, entry, helo):
+    cpdef take(self, entry, helo):
         """-> the most recently pooled connection to `entry`, or None."""
         key = (entry, helo)
         idle = self.idle.get(key)
