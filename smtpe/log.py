@@ -10,8 +10,12 @@ LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5
 _NAMES = {number: name for name, number in LEVELS.items()}
 
 
-def _iso_time(second):
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
+def _line_prefixes(second):
+    """(process id, the prefix of a line at each level 0-7) for `second`: a line is then one
+    format, not a clock, a process id and a level name looked up per line."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
+    pid = process_id()
+    return (pid,) + tuple("%s smtpe[%d] %s: " % (stamp, pid, _NAMES[level]) for level in range(8))
 
 
 class Log:
@@ -22,7 +26,8 @@ class Log:
         self.set_verbose(verbose)
         self._batched = None      # lines waiting for flush(); None: each line written at once
         self._loop = None
-        self._clock = SecondStamp(_iso_time)
+        self._prefixes = SecondStamp(_line_prefixes)
+        self._turn_prefixes = None   # those of the loop turn whose lines are being gathered
         if to_syslog:
             _syslog.openlog("smtpe", _syslog.LOG_PID | _syslog.LOG_NDELAY, _syslog.LOG_MAIL)
 
@@ -61,20 +66,36 @@ class Log:
             return
         if level == 6 and "info" not in self.words:
             return
+        self._line(level, message, ident)
+
+    def _line(self, level, message, ident):
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
-        if ident:
-            message = "%s %s" % (ident, message)
         if self.to_syslog:
-            _syslog.syslog(level, message)
+            _syslog.syslog(level, "%s %s" % (ident, message) if ident else message)
             return
-        line = "%s smtpe[%d] %s: %s\n" % (self._clock.now(), process_id(), _NAMES.get(level, level), message)
-        if self._batched is not None:
-            if not self._batched:
-                self._loop.at_turn_end(self.flush)
-            self._batched.append(line)
+        batched = self._batched
+        if batched is None:
+            prefixes = self._current_prefixes()
+        elif batched:
+            prefixes = self._turn_prefixes   # (a turn lasts milliseconds: its lines share a stamp)
         else:
+            self._loop.at_turn_end(self.flush)
+            prefixes = self._turn_prefixes = self._current_prefixes()
+        prefix = prefixes[level + 1] if 0 <= level <= 7 else "%s smtpe[%d] %s: " % (
+            prefixes[1].split(" ", 1)[0], prefixes[0], level)
+        line = "%s%s %s\n" % (prefix, ident, message) if ident else "%s%s\n" % (prefix, message)
+        if batched is None:
             self._write(line)
+        else:
+            batched.append(line)
+
+    def _current_prefixes(self):
+        prefixes = self._prefixes.now()
+        if prefixes[0] != process_id():     # forked within this second: the child's own id
+            self._prefixes.second = None
+            prefixes = self._prefixes.now()
+        return prefixes
 
     def _write(self, text):
         try:
@@ -83,15 +104,19 @@ class Log:
         except (OSError, ValueError):
             pass
 
+    # (each level's method makes its own check and formats the line: one call fewer for the
+    # lines a busy worker logs several times per message)
     def error(self, message, ident=None):
-        self.log(3, message, ident)
+        self._line(3, message, ident)
 
     def warn(self, message, ident=None):
         if "warn" in self.words:
-            self.log(4, message, ident)
+            self._line(4, message, ident)
 
     def info(self, message, ident=None):
-        self.log(6, message, ident)
+        if "info" in self.words:
+            self._line(6, message, ident)
 
     def debug(self, message, ident=None):
-        self.log(7, message, ident)
+        if "debug" in self.words:
+            self._line(7, message, ident)
