@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+# (the byte-level reading of command lines and replies is compiled: every message's commands
+# and replies pass through it)
+from ._speedups.smtpsyntax import COMMANDS, REPLY_CODES, path_argument, reply_bytes, reply_code, split_command
+
 # Session states. "helo state" is the state a transaction reset returns to.
 NONE, ACCEPT, HELO, EHLO, MAIL, RCPT, DATA = "none", "accept", "helo", "ehlo", "mail", "rcpt", "data"
-
-COMMANDS = frozenset({"HELO", "EHLO", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT",
-                      "HELP", "XCLIENT"})
 
 # Commands that are only valid in some states; the rest are valid anywhere.
 ALLOWED_IN = {
@@ -18,18 +19,6 @@ ALLOWED_IN = {
     "RCPT": frozenset({MAIL, RCPT}),
     "DATA": frozenset({RCPT}),
 }
-
-
-def split_command(line):
-    """b'MAIL FROM:<a>' -> ('MAIL', b'FROM:<a>'); the verb is a whole word (HELOX is unknown)."""
-    verb, _, rest = line.partition(b" ")
-    try:
-        word = verb.decode("ascii").upper()
-    except UnicodeDecodeError:
-        return None, line
-    if word not in COMMANDS:
-        return None, line
-    return word, rest.strip(b" \t")
 
 
 def is_allowed(verb, state):
@@ -40,27 +29,6 @@ def is_allowed(verb, state):
 def helo_argument(arg):
     """HELO/EHLO argument: surrounding whitespace trimmed, at most 255 octets."""
     return arg.strip()[:255]
-
-
-def path_argument(arg):
-    """Text after the first colon of MAIL/RCPT -> (path token, parameters) or None (no colon)."""
-    colon = arg.find(b":")
-    if colon < 0:
-        return None
-    rest = arg[colon + 1:].lstrip(b" \t")
-    if rest.startswith(b"<"):
-        close = rest.rfind(b">")
-        # the path token ends at the last '>' before the first parameter (keeps "<a b>" whole)
-        space = rest.find(b" ", close if close > 0 else 0)
-    else:
-        space = -1
-        for sep in (b" ", b"\t"):
-            position = rest.find(sep)
-            if position >= 0 and (space < 0 or position < space):
-                space = position
-    if space < 0:
-        return rest, b""
-    return rest[:space], rest[space + 1:].strip()
 
 
 def mail_parameters(params):
@@ -317,27 +285,6 @@ class Replies:
 
     def shutting_down(self):
         return "421 4.3.2 %s %s service shutting down" % (self.e, self.host)
-
-
-def reply_bytes(text):
-    """A reply (the Replies texts are str) as it goes on the wire; bytes pass as they are."""
-    return text.encode("latin-1", "replace") if isinstance(text, str) else text
-
-
-_LEADING_INTEGER = re.compile(rb"\s*[+-]?\d+")
-
-
-# b"250" -> 250 for every reply code: a dict lookup is a third of int()'s cost on bytes
-REPLY_CODES = {b"%d" % code: code for code in range(200, 600)}
-
-
-def reply_code(value):
-    """Leading integer of a hook's reply (C strtol semantics: optional space and sign)."""
-    code = REPLY_CODES.get(value[:3])
-    if code is not None and not value[3:4].isdigit():   # the usual "250 ...": no regex
-        return code
-    match = _LEADING_INTEGER.match(value)
-    return int(match.group(0)) if match else 0
 
 
 def is_positive(code):

@@ -1,5 +1,9 @@
 """Sans-IO protocol rules: command words, sequence table, paths, reply texts."""
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smtpe import protocol as p
 
@@ -133,3 +137,49 @@ def test_ehlo_and_help_texts():
     help_lines = r.help().split("\r\n")
     assert help_lines[0] == "214-2.0.0 ESMTP supported commands:" and help_lines[-1] == "214 2.0.0 End"
     assert all(line.startswith("214-2.0.0") for line in help_lines[:-1])
+
+
+# -- the compiled readers (smtpe/_speedups/smtpsyntax.pyx) against plain statements of the rules
+
+def rule_split_command(line):
+    verb, _, rest = line.partition(b" ")
+    word = verb.decode("latin-1").upper()
+    if not verb.isascii() or word not in p.COMMANDS:
+        return None, line
+    return word, rest.strip(b" \t")
+
+
+def rule_path_argument(arg):
+    if b":" not in arg:
+        return None
+    rest = arg.split(b":", 1)[1].lstrip(b" \t")
+    if rest.startswith(b"<"):
+        match = re.match(rb"(<.*>[^ ]*|[^ ]*)( (.*))?$", rest, re.S)   # up to the space after the last >
+    else:
+        match = re.match(rb"([^ \t]*)([ \t](.*))?$", rest, re.S)
+    return match.group(1), (match.group(3) or b"").strip()
+
+
+def rule_reply_code(value):
+    match = re.match(rb"\s*[+-]?\d+", value)
+    return int(match.group(0)) if match else 0
+
+
+LINE_BYTES = st.lists(st.sampled_from([b"MAIL", b"mail", b"RcPt", b"DATA", b"XCLIENT", b"HELOX", b" ", b"\t",
+                                       b":", b"<", b">", b"a@b", b"=", b"\xff", b"\xe9", b"2", b"5", b"0", b"-",
+                                       b"\r", b"x"]), max_size=12).map(b"".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(LINE_BYTES)
+def test_the_compiled_readers_follow_the_rules(line):
+    assert p.split_command(line) == rule_split_command(line)
+    assert p.path_argument(line) == rule_path_argument(line)
+    assert p.reply_code(line) == rule_reply_code(line)
+
+
+@pytest.mark.parametrize("text", ["250 ok", "", "h\xe9 latin-1", "euro \u20ac", b"250 bytes\r\n"])
+def test_reply_bytes_is_latin1_with_replacement_and_bytes_pass(text):
+    expected = text.encode("latin-1", "replace") if isinstance(text, str) else text
+    assert p.reply_bytes(text) == expected
+

@@ -64,7 +64,7 @@ from collections import namedtuple
 from .linereader import wire_encode
 from ..hostlist import split_hosts
 from .. import netclient
-from ..protocol import REPLY_CODES
+from .smtpsyntax import REPLY_CODES
 
 cdef class _Connection
 cdef class _Pool
