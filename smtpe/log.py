@@ -11,11 +11,11 @@ _NAMES = {number: name for name, number in LEVELS.items()}
 
 
 def _line_prefixes(second):
-    """(process id, the prefix of a line at each level 0-7) for `second`: a line is then one
-    format, not a clock, a process id and a level name looked up per line."""
+    """(process id, time stamp, the prefix of a line at each level 0-7) for `second`: a line
+    is then one format, not a clock, a process id and a level name looked up per line."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
     pid = process_id()
-    return (pid,) + tuple("%s smtpe[%d] %s: " % (stamp, pid, _NAMES[level]) for level in range(8))
+    return (pid, stamp) + tuple("%s smtpe[%d] %s: " % (stamp, pid, _NAMES[level]) for level in range(8))
 
 
 class Log:
@@ -82,8 +82,8 @@ class Log:
         else:
             self._loop.at_turn_end(self.flush)
             prefixes = self._turn_prefixes = self._current_prefixes()
-        prefix = prefixes[level + 1] if 0 <= level <= 7 else "%s smtpe[%d] %s: " % (
-            prefixes[1].split(" ", 1)[0], prefixes[0], level)
+        prefix = prefixes[level + 2] if 0 <= level <= 7 else "%s smtpe[%d] %s: " % (
+            prefixes[1], prefixes[0], level)
         line = "%s%s %s\n" % (prefix, ident, message) if ident else "%s%s\n" % (prefix, message)
         if batched is None:
             self._write(line)

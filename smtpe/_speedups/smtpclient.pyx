@@ -194,7 +194,9 @@ def _guarded(method):
 
 @cython.final
 cdef class _Delivery:
-    # Typed fields: the transaction reads and writes them dozens of times per message.
+    # Typed fields: the transaction reads and writes them dozens of times per message. The
+    # steps only the client itself calls are cpdef: from the compiled code a C call (the
+    # class is final), not a method lookup; callbacks handed to the loop stay def.
     cdef public Result result
     cdef public _Pool pool
     cdef public _Connection conn
