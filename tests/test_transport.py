@@ -67,6 +67,22 @@ def turn_until(loop, condition, turns=400):
     return condition()
 
 
+def receive(loop, loop_peer, size):
+    """Turn the loop while reading from `loop_peer` (the other end) until `size` bytes came:
+    -> them (what a sender on the loop wrote, as the peer got it)."""
+    received = bytearray()
+    loop_peer.setblocking(False)
+
+    def all_in():
+        try:
+            received.extend(loop_peer.recv(1 << 20))
+        except BlockingIOError:
+            pass
+        return len(received) >= size
+    assert turn_until(loop, all_in, turns=4000)
+    return bytes(received)
+
+
 def started_transport(sock):
     loop = Loop()
     transport = SocketTransport(loop, sock)
@@ -93,17 +109,7 @@ def test_a_reply_larger_than_the_socket_takes_arrives_whole_and_in_order(tcp_pai
     transport.write(big)
     transport.write(b"250 after\r\n")
     transport.flush()
-    received = bytearray()
-    theirs.setblocking(False)
-
-    def drained():
-        try:
-            received.extend(theirs.recv(1 << 20))
-        except BlockingIOError:
-            pass
-        return len(received) == len(big) + 11
-    assert turn_until(loop, drained, turns=4000)
-    assert bytes(received) == big + b"250 after\r\n"
+    assert receive(loop, theirs, len(big) + 11) == big + b"250 after\r\n"
     assert session.failures == []
 
 
@@ -191,17 +197,7 @@ def test_a_stream_sends_more_than_the_socket_takes_in_order(tcp_pair):
     drained = []
     stream.write(big[:4 << 20])
     stream.write(big[4 << 20:], lambda: drained.append(stream.broken))
-    received = bytearray()
-    theirs.setblocking(False)
-
-    def all_in():
-        try:
-            received.extend(theirs.recv(1 << 20))
-        except BlockingIOError:
-            pass
-        return len(received) == len(big)
-    assert turn_until(loop, all_in, turns=4000)
-    assert bytes(received) == big
+    assert receive(loop, theirs, len(big)) == big
     assert turn_until(loop, lambda: drained)
     assert drained == [False]
     stream.close()

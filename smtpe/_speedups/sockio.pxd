@@ -35,6 +35,13 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags)
     enum: MSG_NOSIGNAL
 
+# (on a bare pointer: the read's bytes object is resized in place, so it is not an `object`
+# until it has its final size)
+cdef extern from "Python.h":
+    PyObject *new_bytes "PyBytes_FromStringAndSize"(const char *text, Py_ssize_t size) except NULL
+    char *bytes_text "PyBytes_AS_STRING"(PyObject *data)
+    int _PyBytes_Resize(PyObject **data, Py_ssize_t size) except -1
+
 cdef enum:
     RECV_SIZE = 65536
 
@@ -42,11 +49,6 @@ cdef enum:
 cdef inline object _os_error(int number):
     return OSError(number, strerror(number).decode("utf-8", "replace"))
 
-
-cdef extern from "Python.h":
-    PyObject *new_bytes "PyBytes_FromStringAndSize"(const char *text, Py_ssize_t size) except NULL
-    char *bytes_text "PyBytes_AS_STRING"(PyObject *data)
-    int _PyBytes_Resize(PyObject **data, Py_ssize_t size) except -1
 
 cdef inline object recv_some(int fd):
     """-> the bytes that arrived (b"" at EOF), or None when none are ready."""
